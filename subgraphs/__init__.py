@@ -1,0 +1,1 @@
+"""Hub's four subgraph services and the package they share."""

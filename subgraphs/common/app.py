@@ -1,0 +1,66 @@
+"""The FastAPI application every subgraph serves: GraphQL, REST, health, docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import strawberry
+from fastapi import APIRouter, FastAPI
+from strawberry.fastapi import GraphQLRouter
+
+from subgraphs.common import redis
+from subgraphs.common.database import create_engine, create_sessionmaker
+from subgraphs.common.graphql import Context
+from subgraphs.common.health import health_router
+from subgraphs.common.rest import install_problem_handlers
+from subgraphs.common.settings import ServiceSettings
+
+
+def create_app(
+    *,
+    settings: ServiceSettings,
+    schema: strawberry.federation.Schema,
+    rest: APIRouter,
+    title: str,
+    description: str,
+    context_class: Callable[..., Context] = Context,
+) -> FastAPI:
+    # Neither creates a connection yet: building the app does no I/O.
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    namespace = redis.connect(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await namespace.close()
+        await engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.redis = namespace
+
+    async def context() -> Context:
+        return context_class(settings, sessions, namespace)
+
+    graphql = GraphQLRouter(
+        schema,
+        context_getter=context,
+        graphql_ide=None if settings.hub.is_production else "graphiql",
+        multipart_uploads_enabled=True,
+    )
+    app.include_router(graphql, prefix="/graphql", include_in_schema=False)
+    app.include_router(health_router(settings.name))
+    app.include_router(rest, prefix="/api/v1")
+    install_problem_handlers(app)
+    return app

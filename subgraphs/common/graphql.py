@@ -1,0 +1,124 @@
+"""Strawberry plumbing shared by the subgraphs: schema factory, request context, error codes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.dataloader import DataLoader
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info
+
+from subgraphs.common.errors import BadInput, HubError
+from subgraphs.common.redis import Namespace
+from subgraphs.common.settings import ServiceSettings
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+# Composition with @theguild/federation-composition accepts federation up to 2.9.
+FEDERATION_VERSION = "2.9"
+
+
+class Context(BaseContext):
+    """Per-request state: where to get a session, Redis, and this request's DataLoaders.
+
+    Resolvers open a short session per use (`async with ctx.session() as s`) instead of
+    sharing one: Strawberry runs sibling resolvers and DataLoader batches concurrently,
+    and one AsyncSession must not be used by two coroutines at once.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        session: async_sessionmaker[AsyncSession],
+        redis: Namespace,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.session = session
+        self.redis = redis
+        self._loaders: dict[Any, DataLoader[Any, Any]] = {}
+
+    def loader(
+        self, batch: Callable[[AsyncSession, list[K]], Awaitable[Sequence[V]]]
+    ) -> DataLoader[K, V]:
+        """The request's DataLoader for `batch(session, keys)`, created on first use."""
+        if batch not in self._loaders:
+
+            async def load(keys: list[K]) -> Sequence[V]:
+                async with self.session() as session:
+                    return await batch(session, keys)
+
+            self._loaders[batch] = DataLoader(load_fn=load)
+        return self._loaders[batch]
+
+
+HubInfo = Info[Context, None]
+
+
+def parse_id(value: str | strawberry.ID, what: str = "id") -> uuid.UUID:
+    """A UUID from a GraphQL `ID` argument; malformed input is the caller's error, not ours."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise BadInput(f"{what} is not a valid ID: {value!r}", field=what) from None
+
+
+class ErrorCodes(MaskErrors):
+    """Give every error an `extensions.code`; hide the text of unexpected exceptions."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=self._is_unexpected, error_message="Internal error")
+
+    @staticmethod
+    def _is_unexpected(error: GraphQLError) -> bool:
+        original = error.original_error
+        return original is not None and not isinstance(original, HubError | GraphQLError)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
+        return processed
+
+
+def _code_for(error: GraphQLError) -> str:
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable "):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+def federated_schema(
+    *,
+    query: type,
+    mutation: type | None = None,
+    subscription: type | None = None,
+    types: Sequence[type] = (),
+) -> strawberry.federation.Schema:
+    return strawberry.federation.Schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        types=types,
+        federation_version=FEDERATION_VERSION,
+        extensions=[ErrorCodes, ParserCache(maxsize=256), ValidationCache(maxsize=256)],
+    )
+
+
+def export_sdl(schema: strawberry.federation.Schema) -> str:
+    """The subgraph SDL that composition needs (what `_service { sdl }` returns)."""
+    return schema.as_str().rstrip() + "\n"

@@ -1,0 +1,77 @@
+"""How a subgraph describes itself to the command line and the tools that handle all four."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from subgraphs.common import migrations
+from subgraphs.common.graphql import export_sdl
+from subgraphs.common.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    name: str
+    settings_class: type[ServiceSettings]
+    package: str  # e.g. "subgraphs.identity"
+
+    @property
+    def app_path(self) -> str:
+        return f"{self.package}.app:app"
+
+    @property
+    def migrations_dir(self) -> Path:
+        module = importlib.import_module(self.package)
+        assert module.__file__
+        return Path(module.__file__).parent / "migrations"
+
+    def settings(self) -> ServiceSettings:
+        return self.settings_class()  # type: ignore[call-arg]
+
+    def sdl(self) -> str:
+        schema = importlib.import_module(f"{self.package}.graphql").schema
+        return export_sdl(schema)
+
+    def migrate(self) -> bool:
+        return migrations.upgrade(self.settings(), self.migrations_dir)
+
+    def serve(self) -> None:
+        settings = self.settings()
+        logging.basicConfig(
+            level=settings.hub.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        uvicorn.run(
+            self.app_path,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.hub.log_level.lower(),
+            proxy_headers=True,
+        )
+
+    def main(self, argv: list[str] | None = None) -> None:
+        parser = argparse.ArgumentParser(prog=f"python -m {self.package}")
+        commands = parser.add_subparsers(dest="command")
+        commands.add_parser("serve", help="serve the subgraph (the default)")
+        commands.add_parser("migrate", help="create the database if missing and migrate it")
+        commands.add_parser("sdl", help="print the subgraph's federated SDL")
+        revision = commands.add_parser(
+            "makemigration", help="autogenerate a migration from the models"
+        )
+        revision.add_argument("message")
+        args = parser.parse_args(argv)
+
+        if args.command == "migrate":
+            self.migrate()
+        elif args.command == "sdl":
+            print(self.sdl(), end="")
+        elif args.command == "makemigration":
+            migrations.make_revision(self.settings(), self.migrations_dir, args.message)
+        else:
+            self.serve()

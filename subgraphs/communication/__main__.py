@@ -1,0 +1,3 @@
+from subgraphs.communication import SUBGRAPH
+
+SUBGRAPH.main()

@@ -1,0 +1,3 @@
+from subgraphs.content import SUBGRAPH
+
+SUBGRAPH.main()

@@ -1,0 +1,3 @@
+from subgraphs.identity import SUBGRAPH
+
+SUBGRAPH.main()

@@ -1,0 +1,3 @@
+from subgraphs.workflow import SUBGRAPH
+
+SUBGRAPH.main()
