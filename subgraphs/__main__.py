@@ -11,13 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from subgraphs.common.subgraph import Subgraph
-from subgraphs.communication import SUBGRAPH as COMMUNICATION
-from subgraphs.content import SUBGRAPH as CONTENT
-from subgraphs.identity import SUBGRAPH as IDENTITY
-from subgraphs.workflow import SUBGRAPH as WORKFLOW
+from subgraphs.catalog import SUBGRAPHS
 
-SUBGRAPHS: list[Subgraph] = [IDENTITY, CONTENT, COMMUNICATION, WORKFLOW]
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 
 

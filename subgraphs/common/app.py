@@ -6,15 +6,26 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import strawberry
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from subgraphs.common import redis
 from subgraphs.common.database import create_engine, create_sessionmaker
-from subgraphs.common.graphql import Context
+from subgraphs.common.graphql import Context, assign_codes
 from subgraphs.common.health import health_router
 from subgraphs.common.rest import install_problem_handlers
 from subgraphs.common.settings import ServiceSettings
+
+
+class HubGraphQLRouter(GraphQLRouter[Context, None]):
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            assign_codes(result.errors)
+        return await super().process_result(request, result)
 
 
 def create_app(
@@ -53,7 +64,7 @@ def create_app(
     async def context() -> Context:
         return context_class(settings, sessions, namespace)
 
-    graphql = GraphQLRouter(
+    graphql = HubGraphQLRouter(
         schema,
         context_getter=context,
         graphql_ide=None if settings.hub.is_production else "graphiql",

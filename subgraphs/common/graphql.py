@@ -87,11 +87,19 @@ class ErrorCodes(MaskErrors):
         return masked
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed = super()._process_errors(errors)
-        for error in processed:
-            if not (error.extensions or {}).get("code"):
-                error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
-        return processed
+        return assign_codes(super()._process_errors(errors))
+
+
+def assign_codes(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Give each error without one a code naming the phase that refused the request.
+
+    Also called on the HTTP response: errors raised before execution (parse,
+    validation) never reach the extension's `on_operation` hook.
+    """
+    for error in errors:
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
+    return errors
 
 
 def _code_for(error: GraphQLError) -> str:
@@ -115,7 +123,11 @@ def federated_schema(
         subscription=subscription,
         types=types,
         federation_version=FEDERATION_VERSION,
-        extensions=[ErrorCodes, ParserCache(maxsize=256), ValidationCache(maxsize=256)],
+        extensions=[
+            ErrorCodes,
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
     )
 
 

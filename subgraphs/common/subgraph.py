@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from subgraphs.common import migrations
 from subgraphs.common.graphql import export_sdl
@@ -22,8 +23,12 @@ class Subgraph:
     package: str  # e.g. "subgraphs.identity"
 
     @property
-    def app_path(self) -> str:
-        return f"{self.package}.app:app"
+    def app_factory(self) -> str:
+        return f"{self.package}.app:build"
+
+    def app(self, settings: ServiceSettings | None = None) -> FastAPI:
+        build = importlib.import_module(f"{self.package}.app").build
+        return build(settings)
 
     @property
     def migrations_dir(self) -> Path:
@@ -48,7 +53,8 @@ class Subgraph:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         uvicorn.run(
-            self.app_path,
+            self.app_factory,
+            factory=True,
             host=settings.host,
             port=settings.port,
             log_level=settings.hub.log_level.lower(),

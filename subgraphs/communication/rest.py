@@ -66,6 +66,11 @@ async def list_notifications(
     )
 
 
+@router.get("/notifications/{notification_id}", response_model=NotificationOut)
+async def get_notification(notification_id: uuid.UUID, session: Session) -> NotificationOut:
+    return NotificationOut.model_validate(await service.get_notification(session, notification_id))
+
+
 @router.post("/notifications/{notification_id}/read", response_model=NotificationOut)
 async def mark_read(notification_id: uuid.UUID, session: Session) -> NotificationOut:
     return NotificationOut.model_validate(await service.mark_read(session, notification_id))

@@ -85,10 +85,15 @@ def from_event(event: dict[str, Any]) -> Notification:
     return Notification(**NotificationEvent.model_validate(event).model_dump())
 
 
-async def mark_read(session: AsyncSession, notification_id: uuid.UUID) -> Notification:
+async def get_notification(session: AsyncSession, notification_id: uuid.UUID) -> Notification:
     notification = await session.get(Notification, notification_id)
     if notification is None:
         raise NotFound("notification not found")
+    return notification
+
+
+async def mark_read(session: AsyncSession, notification_id: uuid.UUID) -> Notification:
+    notification = await get_notification(session, notification_id)
     if notification.read_at is None:
         notification.read_at = utcnow()
         await session.commit()

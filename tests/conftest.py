@@ -1,0 +1,119 @@
+"""Fixtures shared by the whole suite.
+
+One throwaway deployment per test run: each subgraph gets a database and a Redis
+namespace of its own (`hubtest_<run>_<service>`), set in the environment before any
+subgraph reads its settings, so in-process apps and the spawned stack use the same
+ones. They are dropped when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+SERVICES = ("identity", "content", "communication", "workflow")
+
+for _name in SERVICES:
+    os.environ[f"HUB_{_name.upper()}_DATABASE_NAME"] = f"hubtest_{RUN_ID}_{_name}"
+    os.environ[f"HUB_{_name.upper()}_REDIS_NAMESPACE"] = f"hubtest:{RUN_ID}:{_name}"
+os.environ.setdefault("HUB_ENV", "development")
+
+from subgraphs.catalog import SUBGRAPHS  # noqa: E402  (after the environment is set)
+from subgraphs.common.database import drop_database  # noqa: E402
+from subgraphs.common.subgraph import Subgraph  # noqa: E402
+
+BY_NAME = {subgraph.name: subgraph for subgraph in SUBGRAPHS}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def databases() -> Iterator[None]:
+    """Create and migrate the run's databases through the real CLI; drop them afterwards."""
+    subprocess.run([sys.executable, "-m", "subgraphs", "migrate"], cwd=ROOT, check=True)
+    yield
+    import asyncio
+
+    import redis
+
+    async def drop_all() -> None:
+        for subgraph in SUBGRAPHS:
+            await drop_database(subgraph.settings().database_dsn)
+
+    asyncio.run(drop_all())
+    settings = SUBGRAPHS[0].settings()
+    client = redis.Redis.from_url(settings.redis_dsn)
+    for key in client.scan_iter(match=f"hubtest:{RUN_ID}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+async def apps() -> AsyncIterator[dict[str, object]]:
+    """Each subgraph's FastAPI app, in this process, over the run's databases."""
+    built = {subgraph.name: subgraph.app() for subgraph in SUBGRAPHS}
+    yield built
+    for app in built.values():
+        await app.state.redis.close()  # type: ignore[attr-defined]
+        await app.state.engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=SERVICES)
+def subgraph(request: pytest.FixtureRequest) -> Subgraph:
+    return BY_NAME[request.param]
+
+
+def client_for(app: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://testserver",
+    )
+
+
+@pytest.fixture
+async def clients(apps: dict[str, object]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    clients = {name: client_for(app) for name, app in apps.items()}
+    yield clients
+    for client in clients.values():
+        await client.aclose()
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
+    """Every SQL statement the engine sends while the block runs."""
+    counter = StatementCounter()
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        counter.statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield counter
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def graphql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, object] | None = None
+) -> dict[str, object]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    assert response.status_code == 200, response.text
+    return response.json()

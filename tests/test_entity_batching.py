@@ -1,0 +1,130 @@
+"""Entity resolution through `_entities` is batched: N representations, one SQL statement.
+
+The router asks a subgraph for many entities at once; each `resolve_reference` and each
+contributed field goes through a DataLoader, so the cost must not grow with N.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from conftest import count_statements, graphql
+
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { %s } }"
+
+
+async def create_users(client, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        result = await graphql(
+            client,
+            "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+            {"i": {"email": f"batch-{uuid.uuid4().hex[:8]}-{i}@example.com", "displayName": "B"}},
+        )
+        ids.append(result["data"]["createUser"]["id"])
+    return ids
+
+
+@pytest.mark.parametrize("n", [1, 100])
+async def test_users_by_representation_cost_one_statement(apps, clients, n) -> None:
+    ids = await create_users(clients["identity"], n)
+    with count_statements(apps["identity"].state.engine) as sql:
+        result = await graphql(
+            clients["identity"],
+            ENTITIES % "... on User { id email }",
+            {"r": [{"__typename": "User", "id": i} for i in ids]},
+        )
+    assert [e["id"] for e in result["data"]["_entities"]] == ids
+    assert sql.count == 1
+
+
+async def test_unknown_user_resolves_to_null(clients) -> None:
+    result = await graphql(
+        clients["identity"],
+        ENTITIES % "... on User { id }",
+        {"r": [{"__typename": "User", "id": str(uuid.uuid4())}]},
+    )
+    assert result["data"]["_entities"] == [None]
+
+
+async def test_documents_and_their_owners_documents_cost_one_statement_each(apps, clients):
+    owners = [str(uuid.uuid4()) for _ in range(100)]
+    documents = []
+    for owner in owners:
+        for title in ("first", "second"):
+            created = await graphql(
+                clients["content"],
+                "mutation($i: CreateDocumentInput!) { createDocument(input: $i) { id } }",
+                {"i": {"title": title, "ownerId": owner}},
+            )
+            documents.append(created["data"]["createDocument"]["id"])
+
+    with count_statements(apps["content"].state.engine) as sql:
+        result = await graphql(
+            clients["content"],
+            ENTITIES % "... on Document { id title owner { id } }",
+            {"r": [{"__typename": "Document", "id": d} for d in documents]},
+        )
+    assert [e["id"] for e in result["data"]["_entities"]] == documents
+    assert sql.count == 1
+
+    with count_statements(apps["content"].state.engine) as sql:
+        result = await graphql(
+            clients["content"],
+            ENTITIES
+            % "... on User { id documents(first: 1) { nodes { title } pageInfo { hasNextPage } } }",
+            {"r": [{"__typename": "User", "id": o} for o in owners]},
+        )
+    pages = [e["documents"] for e in result["data"]["_entities"]]
+    assert all(p["nodes"] == [{"title": "second"}] and p["pageInfo"]["hasNextPage"] for p in pages)
+    assert sql.count == 1
+
+
+async def test_users_notifications_cost_one_statement(apps, clients) -> None:
+    recipients = [str(uuid.uuid4()) for _ in range(100)]
+    for recipient in recipients[:50]:
+        await graphql(
+            clients["communication"],
+            "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id } }",
+            {"i": {"recipientId": recipient, "title": "hello"}},
+        )
+    with count_statements(apps["communication"].state.engine) as sql:
+        result = await graphql(
+            clients["communication"],
+            ENTITIES % "... on User { notifications { nodes { title } } }",
+            {"r": [{"__typename": "User", "id": r} for r in recipients]},
+        )
+    counts = [len(e["notifications"]["nodes"]) for e in result["data"]["_entities"]]
+    assert counts == [1] * 50 + [0] * 50
+    assert sql.count == 1
+
+
+async def test_documents_workflows_and_instances_cost_one_statement_each(apps, clients) -> None:
+    documents = [str(uuid.uuid4()) for _ in range(100)]
+    instances = []
+    for document in documents:
+        started = await graphql(
+            clients["workflow"],
+            "mutation($i: StartWorkflowInput!) { startWorkflow(input: $i) { id } }",
+            {"i": {"definitionKey": "review", "documentId": document}},
+        )
+        instances.append(started["data"]["startWorkflow"]["id"])
+
+    with count_statements(apps["workflow"].state.engine) as sql:
+        result = await graphql(
+            clients["workflow"],
+            ENTITIES % "... on Document { id workflows { id state } }",
+            {"r": [{"__typename": "Document", "id": d} for d in documents]},
+        )
+    assert [e["workflows"][0]["id"] for e in result["data"]["_entities"]] == instances
+    assert sql.count == 1
+
+    with count_statements(apps["workflow"].state.engine) as sql:
+        result = await graphql(
+            clients["workflow"],
+            ENTITIES % "... on WorkflowInstance { id document { id } }",
+            {"r": [{"__typename": "WorkflowInstance", "id": i} for i in instances]},
+        )
+    assert [e["document"]["id"] for e in result["data"]["_entities"]] == documents
+    assert sql.count == 1
