@@ -30,11 +30,12 @@ def test_composition_failure_is_reported_with_the_composers_message(tmp_path) ->
     clash = good.replace("email: String!", "email: Int!")
     (tmp_path / "schema" / "a.graphql").write_text(good)
     (tmp_path / "schema" / "b.graphql").write_text(clash)
-    (tmp_path / "supergraph.yaml").write_text(
-        "federation_version: =2.9.0\nsubgraphs:\n"
-        "  a:\n    routing_url: http://127.0.0.1:1/graphql\n    schema:\n      file: ./schema/a.graphql\n"
-        "  b:\n    routing_url: http://127.0.0.1:2/graphql\n    schema:\n      file: ./schema/b.graphql\n"
+    entries = "".join(
+        f"  {name}:\n    routing_url: http://127.0.0.1:{port}/graphql\n"
+        f"    schema:\n      file: ./schema/{name}.graphql\n"
+        for name, port in (("a", 1), ("b", 2))
     )
+    (tmp_path / "supergraph.yaml").write_text(f"federation_version: =2.9.0\nsubgraphs:\n{entries}")
     result = subprocess.run(
         ["node", str(ROOT / "router/compose.mjs"), "--config", str(tmp_path / "supergraph.yaml")],
         capture_output=True,

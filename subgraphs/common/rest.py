@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from subgraphs.common.errors import HubError, problem
+from subgraphs.common.pagination import Page
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,22 @@ async def _session(request: Request):  # type: ignore[no-untyped-def]
 
 
 Session = Annotated[AsyncSession, Depends(_session)]
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class CursorPage(BaseModel, Generic[Item]):
+    """A page of a REST list; pass `next_cursor` back as `cursor` for the next one."""
+
+    items: Sequence[Item]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Any], item: type[Item]) -> CursorPage[Item]:
+        return cls(
+            items=[item.model_validate(row) for row in page.items],
+            next_cursor=page.end_cursor if page.has_next_page else None,
+        )
 
 
 def _problem_response(status: int, body: dict[str, object], headers=None) -> JSONResponse:  # type: ignore[no-untyped-def]

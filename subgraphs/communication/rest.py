@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from subgraphs.common.rest import Session
+from subgraphs.common.rest import CursorPage, Session
 from subgraphs.communication import service, tasks
 from subgraphs.communication.models import DeliveryStatus
 
@@ -36,11 +36,6 @@ class NotificationIn(BaseModel):
     body: str = Field(default="", max_length=service.MAX_BODY)
 
 
-class NotificationPage(BaseModel):
-    items: list[NotificationOut]
-    next_cursor: str | None
-
-
 @router.post("/notifications", status_code=201, response_model=NotificationOut)
 async def send_notification(body: NotificationIn, session: Session) -> NotificationOut:
     notification = await service.create_notification(
@@ -50,20 +45,17 @@ async def send_notification(body: NotificationIn, session: Session) -> Notificat
     return NotificationOut.model_validate(notification)
 
 
-@router.get("/notifications", response_model=NotificationPage)
+@router.get("/notifications", response_model=CursorPage[NotificationOut])
 async def list_notifications(
     session: Session,
     recipient_id: uuid.UUID,
     limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = None,
-) -> NotificationPage:
+) -> CursorPage[NotificationOut]:
     page = await service.list_notifications(
         session, recipient_id=recipient_id, first=limit, after=cursor
     )
-    return NotificationPage(
-        items=[NotificationOut.model_validate(n) for n in page.items],
-        next_cursor=page.end_cursor if page.has_next_page else None,
-    )
+    return CursorPage.of(page, NotificationOut)
 
 
 @router.get("/notifications/{notification_id}", response_model=NotificationOut)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from subgraphs.common.rest import Session
+from subgraphs.common.rest import CursorPage, Session
 from subgraphs.content import service
 
 router = APIRouter(tags=["documents"])
@@ -30,29 +30,21 @@ class DocumentIn(BaseModel):
     owner_id: uuid.UUID
 
 
-class DocumentPage(BaseModel):
-    items: list[DocumentOut]
-    next_cursor: str | None
-
-
 @router.post("/documents", status_code=201, response_model=DocumentOut)
 async def create_document(body: DocumentIn, session: Session) -> DocumentOut:
     document = await service.create_document(session, title=body.title, owner_id=body.owner_id)
     return DocumentOut.model_validate(document)
 
 
-@router.get("/documents", response_model=DocumentPage)
+@router.get("/documents", response_model=CursorPage[DocumentOut])
 async def list_documents(
     session: Session,
     limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = None,
     owner_id: uuid.UUID | None = None,
-) -> DocumentPage:
+) -> CursorPage[DocumentOut]:
     page = await service.list_documents(session, first=limit, after=cursor, owner_id=owner_id)
-    return DocumentPage(
-        items=[DocumentOut.model_validate(d) for d in page.items],
-        next_cursor=page.end_cursor if page.has_next_page else None,
-    )
+    return CursorPage.of(page, DocumentOut)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from subgraphs.common.rest import Session
+from subgraphs.common.rest import CursorPage, Session
 from subgraphs.identity import service
 
 router = APIRouter(tags=["users"])
@@ -29,28 +29,20 @@ class UserIn(BaseModel):
     display_name: str = Field(min_length=1, max_length=200)
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    next_cursor: str | None
-
-
 @router.post("/users", status_code=201, response_model=UserOut)
 async def create_user(body: UserIn, session: Session) -> UserOut:
     user = await service.create_user(session, email=body.email, display_name=body.display_name)
     return UserOut.model_validate(user)
 
 
-@router.get("/users", response_model=UserPage)
+@router.get("/users", response_model=CursorPage[UserOut])
 async def list_users(
     session: Session,
     limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = None,
-) -> UserPage:
+) -> CursorPage[UserOut]:
     page = await service.list_users(session, first=limit, after=cursor)
-    return UserPage(
-        items=[UserOut.model_validate(u) for u in page.items],
-        next_cursor=page.end_cursor if page.has_next_page else None,
-    )
+    return CursorPage.of(page, UserOut)
 
 
 @router.get("/users/{user_id}", response_model=UserOut)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from subgraphs.common.rest import Session
+from subgraphs.common.rest import CursorPage, Session
 from subgraphs.workflow import service
 
 router = APIRouter(tags=["workflows"])
@@ -34,11 +34,6 @@ class InstanceIn(BaseModel):
     subject_id: uuid.UUID
 
 
-class InstancePage(BaseModel):
-    items: list[InstanceOut]
-    next_cursor: str | None
-
-
 @router.post("/workflows/instances", status_code=201, response_model=InstanceOut)
 async def start_workflow(body: InstanceIn, session: Session) -> InstanceOut:
     instance = await service.start_workflow(
@@ -50,17 +45,14 @@ async def start_workflow(body: InstanceIn, session: Session) -> InstanceOut:
     return InstanceOut.model_validate(instance)
 
 
-@router.get("/workflows/instances", response_model=InstancePage)
+@router.get("/workflows/instances", response_model=CursorPage[InstanceOut])
 async def list_instances(
     session: Session,
     limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = None,
-) -> InstancePage:
+) -> CursorPage[InstanceOut]:
     page = await service.list_instances(session, first=limit, after=cursor)
-    return InstancePage(
-        items=[InstanceOut.model_validate(i) for i in page.items],
-        next_cursor=page.end_cursor if page.has_next_page else None,
-    )
+    return CursorPage.of(page, InstanceOut)
 
 
 @router.get("/workflows/instances/{instance_id}", response_model=InstanceOut)

