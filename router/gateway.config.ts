@@ -1,24 +1,39 @@
-// Hive Gateway configuration for Hub. Started by ./start (or `npm start`); all settings come
-// from HUB_* environment variables so the dev stack and the test stack can share this file.
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
+// Hive Gateway configuration for Hub. Started by ./start (or `npm start`); every setting
+// comes from HUB_* environment variables (plugins/settings.ts; README, "Configuration") so
+// the dev stack and the test stacks share this file. Each router concern is a small plugin
+// under plugins/; this file only puts them together.
 import { defineConfig, JSONLogWriter, Logger, type GatewayPlugin } from '@graphql-hive/gateway';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const env = process.env;
+import { useBodyLimit } from './plugins/body-limit.ts';
+import { corsOptions, useOriginCheck } from './plugins/cors.ts';
+import { useCostLimit } from './plugins/cost.ts';
+import { useCsrfPrevention } from './plugins/csrf.ts';
+import { maskError } from './plugins/errors.ts';
+import { operationLimits, useIntrospectionDisabled } from './plugins/operation-limits.ts';
+import { persistedDocuments } from './plugins/persisted-documents.ts';
+import { useRateLimit } from './plugins/rate-limit.ts';
+import { useSubgraphReadiness } from './plugins/readiness.ts';
+import { useRequestIds } from './plugins/request-id.ts';
+import { useRestPassthrough } from './plugins/rest.ts';
+import { readSettings, SettingsError, type RouterSettings } from './plugins/settings.ts';
 
 function fatal(message: string): never {
   console.error(`FATAL: ${message}`);
   process.exit(1);
 }
 
-// A misspelt "production" must not quietly serve GraphiQL and introspection.
-const hubEnv = env.HUB_ENV || 'development';
-if (!['development', 'test', 'production'].includes(hubEnv)) {
-  fatal(`HUB_ENV="${hubEnv}" is not one of development, test, production.`);
+let settings: RouterSettings;
+let trustedDocuments: ReturnType<typeof persistedDocuments> | undefined;
+try {
+  settings = readSettings();
+  trustedDocuments = settings.persistedDocuments
+    ? persistedDocuments(settings.persistedDocuments)
+    : undefined;
+} catch (err) {
+  if (err instanceof SettingsError) fatal(err.message);
+  throw err;
 }
-const isDev = hubEnv !== 'production';
+const { isDev } = settings;
 
 // The gateway's own --hive-router-runtime flag only warns and falls back to the JS planner
 // when the package is missing; Hub must never run on the fallback unnoticed, so load the
@@ -40,35 +55,22 @@ async function loadRouterRuntime() {
 }
 const routerRuntime = await loadRouterRuntime();
 
-// Compose writes routing URLs for the dev ports (8001-8004); a second stack (tests) runs
-// the same subgraphs elsewhere, so each routing URL can be replaced at start.
-const subgraphBaseUrlEnv = {
-  identity: 'HUB_IDENTITY_URL',
-  content: 'HUB_CONTENT_URL',
-  communication: 'HUB_COMMUNICATION_URL',
-  workflow: 'HUB_WORKFLOW_URL',
-};
-const locationOverrides = Object.fromEntries(
-  Object.entries(subgraphBaseUrlEnv)
-    .filter(([, name]) => env[name])
-    .map(([subgraph, name]) => [
-      subgraph,
-      { location: `${env[name]!.replace(/\/+$/, '')}/graphql` },
-    ]),
+// A second stack (tests, containers) runs the subgraphs elsewhere than the routing URLs
+// compose wrote; HUB_<NAME>_URL moves each one (settings.subgraphUrls).
+const locations = Object.fromEntries(
+  Object.entries(settings.subgraphUrls).map(([name, base]) => [name, { location: `${base}/graphql` }]),
 );
 
 export const gatewayConfig = defineConfig({
   // A path (not the SDL) so the gateway watches the file and reloads after compose.mjs.
-  supergraph: env.HUB_SUPERGRAPH
-    ? resolve(env.HUB_SUPERGRAPH)
-    : resolve(here, '../schema/supergraph.graphql'),
+  supergraph: settings.supergraphPath,
   unifiedGraphHandler: routerRuntime.unifiedGraphHandler,
 
-  host: env.HUB_ROUTER_HOST || '127.0.0.1',
-  port: Number(env.HUB_ROUTER_PORT || 8000),
+  host: settings.host,
+  port: settings.port,
 
   transportEntries: {
-    ...locationOverrides,
+    ...locations,
     '*.http': {
       options: {
         // Strawberry serves graphql-transport-ws on /graphql. The gateway's SSE transport
@@ -77,29 +79,73 @@ export const gatewayConfig = defineConfig({
         subscriptions: { kind: 'ws', location: '/graphql' },
         // Identical in-flight subgraph queries are merged; benchmarks that repeat one
         // query turn this off to measure the real work.
-        deduplicateInflightRequests: !['false', '0'].includes(env.HUB_ROUTER_DEDUPLICATE ?? ''),
+        deduplicateInflightRequests: settings.deduplicate,
       },
     },
   },
 
+  // --- authentication and authorization -------------------------------------------------
+  // Subgraphs verify the caller's token themselves: pass the client's header on unchanged.
+  propagateHeaders: {
+    fromClientToSubgraphs: ({ request }) => {
+      const authorization = request.headers.get('authorization');
+      return authorization ? { authorization } : {};
+    },
+  },
+  // `jwt` (verify the identity service's tokens, @graphql-mesh/plugin-jwt-auth) and
+  // `genericAuth` (enforce @authenticated / @requiresScopes from the supergraph) go here.
+  // REST requests never reach them: the subgraphs verify those themselves (plugins/rest.ts).
+
+  // --- protection -----------------------------------------------------------------------
+  // Depth, aliases, tokens and cost are plugins below (operation-limits.ts, cost.ts).
+  // Per subgraph request (code GATEWAY_TIMEOUT); a subscription is long-lived by design.
+  upstreamTimeout: ({ executionRequest }) =>
+    executionRequest?.operationType === 'subscription' ? undefined : settings.subgraphTimeoutMs,
+  cors: corsOptions(settings),
+  persistedDocuments: trustedDocuments,
+  // Uploads through GraphQL (multipart request spec), limited by HUB_ROUTER_MAX_UPLOAD_BYTES.
+  multipart: true,
+
+  // --- development conveniences, off in production ---------------------------------------
+  // GraphiQL is the gateway's Hive Laboratory: one self-contained page, no CDN.
+  // Introspection is refused in production by a plugin below (code INTROSPECTION_DISABLED).
   graphiql: isDev,
   landingPage: isDev,
-  disableIntrospection: isDev ? undefined : {},
   blockFieldSuggestions: !isDev,
 
-  // Development keeps the default human-readable console lines; production writes one JSON
-  // object per line for log collectors. LOG_LEVEL still sets the level in both.
-  logging: isDev ? undefined : new Logger({ writers: [new JSONLogWriter()] }),
+  // Unexpected errors stay masked; a subgraph that is down or too slow is named (errors.ts).
+  maskedErrors: { maskError },
 
-  // In development, `x-hub-query-plan: 1` on a request returns the Rust planner's plan in
-  // the response extensions. (The cast only silences tsc: its dependencies see the ESM and
-  // the CommonJS typings of @graphql-hive/logger as two different Logger classes.)
-  plugins: () =>
-    isDev
+  // --- observability --------------------------------------------------------------------
+  // Development keeps the default human-readable console lines; production writes one JSON
+  // object per line for log collectors. LOG_LEVEL (./start maps HUB_LOG_LEVEL) sets the level.
+  logging: isDev ? undefined : new Logger({ writers: [new JSONLogWriter()] }),
+  requestId: false, // plugins/request-id.ts instead: it validates the client's id
+  // Request, phase and per-subgraph durations and error counts, at /metrics.
+  prometheus: { endpoint: '/metrics', metrics: true },
+
+  // Order matters for onRequest: the request id first (every refusal carries it), then the
+  // refusals that need no parsing, then REST, which ends the request for /api/v1 paths.
+  plugins: () => [
+    useRequestIds(),
+    useSubgraphReadiness(settings),
+    useRateLimit(settings),
+    useOriginCheck(settings),
+    useBodyLimit(settings),
+    useRestPassthrough(settings),
+    useCsrfPrevention(),
+    ...operationLimits(settings),
+    useCostLimit(settings.maxCost),
+    ...(isDev ? [] : [useIntrospectionDisabled()]),
+    // In development, `x-hub-query-plan: 1` on a request returns the Rust planner's plan in
+    // the response extensions. (The cast only silences tsc: its dependencies see the ESM and
+    // the CommonJS typings of @graphql-hive/logger as two different Logger classes.)
+    ...(isDev
       ? [
           routerRuntime.useQueryPlan({
             expose: (req) => req.headers.get('x-hub-query-plan') === '1',
           }) as GatewayPlugin,
         ]
-      : [],
+      : []),
+  ],
 });

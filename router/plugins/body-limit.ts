@@ -1,0 +1,67 @@
+// Request body size at the GraphQL endpoint: a JSON (or other non-multipart) body over
+// HUB_ROUTER_MAX_BODY_BYTES is refused with 413 before it is parsed; multipart requests
+// (file uploads) have their own, larger HUB_ROUTER_MAX_UPLOAD_BYTES. The REST passthrough
+// applies the upload limit to what it streams (rest.ts).
+import type { GatewayPlugin } from '@graphql-hive/gateway';
+import { GRAPHQL_PATH, refusalResponse, type Refusal } from './refusals.ts';
+import type { RouterSettings } from './settings.ts';
+
+export function tooLarge(limit: number): Refusal {
+  return {
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+    message: `Request body larger than ${limit} bytes.`,
+  };
+}
+
+export function isMultipart(request: Request): boolean {
+  return (request.headers.get('content-type') ?? '').toLowerCase().startsWith('multipart/');
+}
+
+/** The body, read until `limit` bytes at most; null when it is longer. */
+async function readAtMost(body: ReadableStream<Uint8Array>, limit: number) {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks);
+    size += value.byteLength;
+    if (size > limit) {
+      // Not cancel(): that resets the connection before the client reads the 413. Node
+      // discards the rest of an unread body once the response is sent.
+      reader.releaseLock();
+      return null;
+    }
+    chunks.push(value);
+  }
+}
+
+export function useBodyLimit(settings: RouterSettings): GatewayPlugin {
+  return {
+    onRequest({ request, url, fetchAPI, endResponse, setRequest }) {
+      if (url.pathname !== GRAPHQL_PATH || !request.body) return;
+      const limit = isMultipart(request) ? settings.maxUploadBytes : settings.maxBodyBytes;
+      const declared = request.headers.get('content-length');
+      if (declared !== null) {
+        if (Number(declared) > limit) endResponse(refusalResponse(fetchAPI, url, tooLarge(limit)));
+        return;
+      }
+      // Chunked, length unknown: read it under the cap, then hand on a buffered copy.
+      return readAtMost(request.body, limit).then((body) => {
+        if (body === null) {
+          endResponse(refusalResponse(fetchAPI, url, tooLarge(limit)));
+        } else {
+          setRequest(
+            new fetchAPI.Request(request.url, {
+              method: request.method,
+              headers: request.headers,
+              body,
+              signal: request.signal,
+            }),
+          );
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,35 @@
+// One id per request: the client's X-Request-Id when it is a sane token, else a new UUID.
+// It is written into the request's own headers, so everything downstream reads it from
+// there: the subgraph fetches (GraphQL and REST), the response header, every log line.
+// Replaces the gateway's built-in `requestId`, which trusts any client value verbatim
+// (a 10 KB or newline-laden id would go straight into logs and subgraph headers).
+import type { GatewayPlugin } from '@graphql-hive/gateway';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function requestIdOf(request: Request): string | undefined {
+  return request.headers.get(REQUEST_ID_HEADER) ?? undefined;
+}
+
+export function useRequestIds(): GatewayPlugin {
+  return {
+    onRequest({ request, serverContext, fetchAPI }) {
+      const given = request.headers.get(REQUEST_ID_HEADER);
+      const id = given && SANE_ID.test(given) ? given : fetchAPI.crypto.randomUUID();
+      if (id !== given) request.headers.set(REQUEST_ID_HEADER, id);
+      const context = serverContext as { log?: { child(attrs: object): unknown } };
+      if (context.log) context.log = context.log.child({ requestId: id }) as typeof context.log;
+    },
+    onFetch({ context, options, setOptions }) {
+      const id = context && 'request' in context ? requestIdOf(context.request as Request) : null;
+      if (id) {
+        setOptions({ ...options, headers: { ...options.headers, [REQUEST_ID_HEADER]: id } });
+      }
+    },
+    onResponse({ request, response }) {
+      const id = requestIdOf(request);
+      if (id) response.headers.set(REQUEST_ID_HEADER, id);
+    },
+  };
+}
