@@ -15,6 +15,7 @@ from subgraphs.common import redis
 from subgraphs.common.database import create_engine, create_sessionmaker
 from subgraphs.common.graphql import Context, assign_codes
 from subgraphs.common.health import health_router
+from subgraphs.common.observability import install_observability
 from subgraphs.common.rest import install_problem_handlers
 from subgraphs.common.settings import ServiceSettings
 
@@ -74,4 +75,5 @@ def create_app(
     app.include_router(health_router(settings.name))
     app.include_router(rest, prefix="/api/v1")
     install_problem_handlers(app)
+    install_observability(app, settings.name)
     return app

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 
 from subgraphs.common import migrations
 from subgraphs.common.graphql import export_sdl
+from subgraphs.common.observability import configure_logging
 from subgraphs.common.settings import ServiceSettings
 
 
@@ -48,9 +48,8 @@ class Subgraph:
 
     def serve(self) -> None:
         settings = self.settings()
-        logging.basicConfig(
-            level=settings.hub.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        configure_logging(
+            settings.name, level=settings.hub.log_level, json_lines=settings.hub.is_production
         )
         uvicorn.run(
             self.app_factory,
@@ -59,6 +58,7 @@ class Subgraph:
             port=settings.port,
             log_level=settings.hub.log_level.lower(),
             proxy_headers=True,
+            log_config=None,  # configure_logging's handler, not uvicorn's own
         )
 
     def main(self, argv: list[str] | None = None) -> None:

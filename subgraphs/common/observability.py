@@ -1,0 +1,194 @@
+"""What a subgraph tells about itself: request ids in every log line, metrics, traces.
+
+- Request id: taken from the router's `X-Request-Id` (or made here for a direct call),
+  held in a context variable for the request, returned in the response header.
+- Logs: every line carries `request_id` (`-` outside a request); one JSON object per
+  line when HUB_ENV=production, for log collectors.
+- Metrics: Prometheus text at `/metrics` — requests and durations by route template.
+- Traces: OpenTelemetry over OTLP/HTTP, only when an OTEL_EXPORTER_OTLP_*ENDPOINT is set
+  (the SDK reads the other standard OTEL_* variables itself).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+# What a client may choose as its id; anything else is replaced rather than logged verbatim.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+HTTP_REQUESTS = Counter(
+    "hub_http_requests_total",
+    "HTTP requests answered, by route template and status.",
+    ["service", "method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "hub_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["service", "method", "route"],
+)
+
+
+def request_id_from(given: str | None) -> str:
+    """The client's id when it is a sane token, else a new one."""
+    if given and _SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return str(uuid.uuid4())
+
+
+class ObservabilityMiddleware:
+    """Sets the request id for the request's log lines and response; counts and times it."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode())
+        rid = request_id_from(given.decode("latin-1") if given else None)
+        # Each request runs in its own task (its own context): no reset needed, and the
+        # id is still set when Starlette's outermost error handler logs a crash.
+        request_id.set(rid)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            template = route_template(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_DURATION.labels(self.service, method, template).observe(
+                time.perf_counter() - started
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """/api/v1/documents/{document_id} for /api/v1/documents/5f…: one series per route,
+    not per document. The path's parameter values are put back as their names (the matched
+    route's own path lacks the prefix of the router it was included with)."""
+    if "route" not in scope:
+        return "unmatched"
+    names = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    segments = scope["path"].split("/")
+    return "/".join(f"{{{names[s]}}}" if s in names else s for s in segments)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_observability(app: FastAPI, service: str) -> None:
+    app.add_middleware(ObservabilityMiddleware, service=service)
+    app.add_route("/metrics", metrics, include_in_schema=False)
+    if _otlp_endpoint_configured():
+        _install_tracing(app, service)
+
+
+# --- logs --------------------------------------------------------------------------------
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get() or "-"
+        return True
+
+
+class JsonLogFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure_logging(service: str, *, level: str, json_lines: bool) -> None:
+    """One handler on the root logger; uvicorn's loggers propagate to it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    if json_lines:
+        handler.setFormatter(JsonLogFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_LOG_FORMAT))
+    handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+# --- traces ------------------------------------------------------------------------------
+
+_OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def _otlp_endpoint_configured() -> bool:
+    return any(os.environ.get(name) for name in _OTLP_ENDPOINT_VARIABLES)
+
+
+def _install_tracing(app: FastAPI, service: str) -> None:
+    # Imported here: a deployment without a collector never loads the SDK.
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # The provider is process-wide; set it once even when one process builds several apps.
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        name = os.environ.get("OTEL_SERVICE_NAME") or f"hub-{service}"
+        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    # Continues the router's trace (W3C traceparent) for each request.
+    app.add_middleware(OpenTelemetryMiddleware)

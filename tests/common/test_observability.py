@@ -1,0 +1,97 @@
+"""subgraphs.common.observability, in process: request ids, log lines, metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from subgraphs.common.observability import (
+    TEXT_LOG_FORMAT,
+    JsonLogFormatter,
+    RequestIdFilter,
+    request_id,
+    request_id_from,
+)
+
+
+@pytest.mark.parametrize("given", ["abc-123", "trace.id:7", "A" * 128])
+def test_a_sane_client_request_id_is_kept(given: str) -> None:
+    assert request_id_from(given) == given
+
+
+@pytest.mark.parametrize("given", [None, "", "with space", "x" * 129, "new\nline", "é"])
+def test_anything_else_gets_a_new_id(given: str | None) -> None:
+    made = request_id_from(given)
+    assert made != given and len(made) == 36
+
+
+def capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(formatter)
+    logger = logging.getLogger(f"test-observability-{id(stream)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_text_lines_carry_the_request_id() -> None:
+    logger, stream = capture(logging.Formatter(TEXT_LOG_FORMAT))
+    logger.info("outside")
+    token = request_id.set("req-1")
+    try:
+        logger.info("inside")
+    finally:
+        request_id.reset(token)
+    outside, inside = stream.getvalue().splitlines()
+    assert "[-] outside" in outside
+    assert "[req-1] inside" in inside
+
+
+def test_json_lines_are_one_object_each() -> None:
+    logger, stream = capture(JsonLogFormatter("content"))
+    token = request_id.set("req-2")
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed %s", "here")
+    finally:
+        request_id.reset(token)
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["request_id"] == "req-2"
+    assert entry["service"] == "content"
+    assert entry["level"] == "error"
+    assert entry["message"] == "failed here"
+    assert "ValueError: boom" in entry["exception"]
+
+
+async def test_the_response_returns_the_request_id(clients) -> None:
+    client = clients["content"]
+    given = await client.get("/health", headers={"x-request-id": "given-1"})
+    assert given.headers["x-request-id"] == "given-1"
+    made = await client.get("/health")
+    assert len(made.headers["x-request-id"]) == 36
+
+
+async def test_metrics_count_requests_by_route_template(clients) -> None:
+    client = clients["content"]
+    missing = "00000000-0000-0000-0000-000000000000"
+    await client.get(f"/api/v1/documents/{missing}")
+    text = (await client.get("/metrics")).text
+    routes = {
+        sample.labels["route"]: sample.labels
+        for family in text_string_to_metric_families(text)
+        if family.name == "hub_http_requests"
+        for sample in family.samples
+        if sample.labels.get("service") == "content"
+    }
+    assert routes["/api/v1/documents/{document_id}"]["status"] == "404"
+    assert missing not in text
