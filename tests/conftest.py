@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from devstack import DATA_DIR, Stack, ensure_backing_services
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -117,3 +118,37 @@ async def graphql(
     response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+# --- the real stack, for tests/integration/ and tests/router/ ---------------------------
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Router, four subgraphs and the Celery worker, started once per run.
+
+    It runs on free ports over the run's throwaway databases and Redis namespace (the same
+    ones the in-process tests use), exactly as `scripts/up` would start it. A test that
+    stops one of its processes restarts it before it ends (`stack.restart_service`).
+    """
+    backing = ensure_backing_services(DATA_DIR, log=lambda *_: None)
+    log_dir = tmp_path_factory.mktemp("stack-logs")
+    stack = Stack.for_tests(
+        backing,
+        log_dir=log_dir,
+        database_prefix=f"hubtest_{RUN_ID}",
+        redis_namespace=f"hubtest:{RUN_ID}",
+    )
+    stack.migrate()
+    stack.start()
+    try:
+        stack.wait_ready(timeout=180)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def router(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.urls["router"], timeout=30) as client:
+        yield client

@@ -138,9 +138,10 @@ class Supervisor:
         for index, proc in enumerate(self.processes):
             self._start_one(proc, _COLOURS[index % len(_COLOURS)])
 
-    def _start_one(self, proc: ManagedProcess, colour: str) -> None:
+    def _start_one(self, proc: ManagedProcess, colour: str, *, append: bool = False) -> None:
         log_path = self.log_file(proc.name)
-        log = log_path.open("wb")  # truncated: readiness by log line must not see an old run
+        # Truncated by default: readiness by log line must not see an old run.
+        log = log_path.open("ab" if append else "wb")
         argv = list(proc.argv)
         if self.die_with_parent and _SETPRIV:
             argv = [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
@@ -262,10 +263,48 @@ class Supervisor:
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM every process group, wait up to `grace`, then SIGKILL what remains."""
         running = [p for p in self.processes if p.popen is not None]
-        for proc in running:
+        self._stop_groups(running, grace)
+        self._join_pumps(timeout=2)
+        if self.run_dir is not None:
+            for proc in running:
+                pid_file(self.run_dir, proc.name).unlink(missing_ok=True)
+
+    # --- one process of a running stack (failure tests) -------------------------------
+
+    def process(self, name: str) -> ManagedProcess:
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(name)
+
+    def stop_one(self, name: str, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop one process (and its group); the others keep running."""
+        proc = self.process(name)
+        if proc.popen is not None:
+            self._stop_groups([proc], grace)
+        if self.run_dir is not None:
+            pid_file(self.run_dir, name).unlink(missing_ok=True)
+
+    def restart_one(self, name: str, timeout: float = 60) -> None:
+        """Start a stopped process again and wait until it is ready."""
+        proc = self.process(name)
+        if proc.popen is not None and proc.popen.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        index = self.processes.index(proc)
+        # A restart keeps the log of the first run unless readiness is read from the log.
+        self._start_one(proc, _COLOURS[index % len(_COLOURS)], append=proc.ready_log is None)
+        deadline = time.monotonic() + timeout
+        while not proc.is_ready(self.log_file(name)):
+            self._raise_if_exited(proc, "while restarting")
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"{name} not ready {timeout:.0f}s after a restart")
+            time.sleep(0.2)
+
+    def _stop_groups(self, procs: Sequence[ManagedProcess], grace: float) -> None:
+        for proc in procs:
             _signal_group(proc.popen.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for proc in running:
+        for proc in procs:
             while True:
                 proc.popen.poll()  # reap the leader, or its group never empties
                 if not group_alive(proc.popen.pid):
@@ -275,10 +314,6 @@ class Supervisor:
                     proc.popen.wait()
                     break
                 time.sleep(0.1)
-        self._join_pumps(timeout=2)
-        if self.run_dir is not None:
-            for proc in running:
-                pid_file(self.run_dir, proc.name).unlink(missing_ok=True)
 
     def kill_all(self) -> None:
         for proc in self.processes:

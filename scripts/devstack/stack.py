@@ -248,6 +248,16 @@ class Stack:
         assert self.supervisor is not None, "start() first"
         self.supervisor.wait_ready(timeout, progress=progress)
 
+    def stop_service(self, name: str) -> None:
+        """Stop one process of the running stack ("workflow", "router", ...)."""
+        assert self.supervisor is not None, "start() first"
+        self.supervisor.stop_one(name)
+
+    def restart_service(self, name: str, timeout: float = 60) -> None:
+        """Start a stopped process again; returns once it is ready."""
+        assert self.supervisor is not None, "start() first"
+        self.supervisor.restart_one(name, timeout)
+
     def stop(self) -> None:
         if self.supervisor is not None:
             self.supervisor.stop()

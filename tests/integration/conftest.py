@@ -1,46 +1,15 @@
-"""The real stack — router, four subgraphs, Celery worker — started once for this folder.
-
-It runs on free ports over the run's throwaway databases and Redis namespace (the same
-ones the in-process tests use), exactly as `scripts/up` would start it.
-"""
+"""Helpers for tests through the real router; the `stack` and `router` fixtures are in
+tests/conftest.py, shared with tests/router/."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
-from conftest import RUN_ID
-from devstack import DATA_DIR, Stack, ensure_backing_services
 from websockets.asyncio.client import ClientConnection, connect
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    backing = ensure_backing_services(DATA_DIR, log=lambda *_: None)
-    log_dir = tmp_path_factory.mktemp("stack-logs")
-    stack = Stack.for_tests(
-        backing,
-        log_dir=log_dir,
-        database_prefix=f"hubtest_{RUN_ID}",
-        redis_namespace=f"hubtest:{RUN_ID}",
-    )
-    stack.migrate()
-    stack.start()
-    try:
-        stack.wait_ready(timeout=180)
-        yield stack
-    finally:
-        stack.stop()
-
-
-@pytest.fixture
-async def router(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.urls["router"], timeout=30) as client:
-        yield client
 
 
 async def execute(

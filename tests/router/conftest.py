@@ -1,0 +1,113 @@
+"""Fixtures for the router's edge: the session stack's router, and one production router.
+
+The production router is a second router process (not a second stack): HUB_ENV=production,
+trusted documents only, a small rate limit and a short subgraph timeout, in front of the
+session stack's subgraphs — except workflow, which it reaches at a "black hole" that
+accepts connections and never answers, so timeouts can be tested without a slow subgraph.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack import Stack
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess, Supervisor
+
+# The documents the production router accepts, by id (graphql-codegen's manifest format).
+TRUSTED_DOCUMENTS = {
+    "documents": "query Documents { documents(first: 2) { nodes { id title } } }",
+    "workflows": "query Workflows { workflowInstances(first: 1) { nodes { id } } }",
+    "introspection": "query Introspect { __schema { queryType { name } } }",
+}
+PRODUCTION_RATE_LIMIT = 5  # requests per minute and client
+
+
+@dataclass
+class ProductionRouter:
+    url: str
+    log_file: Path
+
+
+class BlackHole:
+    """A TCP server that accepts connections, reads what comes and never answers."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, name="black-hole", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)  # kept open, never read or answered
+
+    def close(self) -> None:
+        self.closed.set()
+        self.socket.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture(scope="session")
+def production_router(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProductionRouter]:
+    directory = tmp_path_factory.mktemp("production-router")
+    manifest = directory / "persisted-documents.json"
+    manifest.write_text(json.dumps(TRUSTED_DOCUMENTS))
+    black_hole = BlackHole()
+    port = free_port()
+    env = {
+        **stack.env,
+        "HUB_ENV": "production",
+        "HUB_ROUTER_PORT": str(port),
+        "HUB_ROUTER_PERSISTED_DOCUMENTS": str(manifest),
+        "HUB_ROUTER_RATE_LIMIT": f"{PRODUCTION_RATE_LIMIT}/1m",
+        # Each test poses as its own client (X-Forwarded-For) so budgets do not mix.
+        "HUB_ROUTER_TRUST_FORWARDED_FOR": "true",
+        "HUB_ROUTER_SUBGRAPH_TIMEOUT": "1",
+        "HUB_WORKFLOW_URL": f"http://127.0.0.1:{black_hole.port}",
+    }
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        name="production-router",
+        argv=[str(stack.root / "router" / "start")],
+        env=env,
+        cwd=stack.root,
+        ready_url=f"{url}/healthcheck",
+    )
+    supervisor = Supervisor([process], log_dir=directory, die_with_parent=True)
+    supervisor.start()
+    try:
+        supervisor.wait_ready(60, progress=False)
+        yield ProductionRouter(url=url, log_file=supervisor.log_file(process.name))
+    finally:
+        supervisor.stop()
+        black_hole.close()
+
+
+_clients = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+async def production(production_router: ProductionRouter) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the production router with an address (X-Forwarded-For) of its own."""
+    n = next(_clients)
+    address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+    async with httpx.AsyncClient(
+        base_url=production_router.url, timeout=30, headers={"x-forwarded-for": address}
+    ) as client:
+        yield client
