@@ -4,6 +4,7 @@
 // under plugins/; this file only puts them together.
 import { defineConfig, JSONLogWriter, Logger, type GatewayPlugin } from '@graphql-hive/gateway';
 
+import { genericAuthOptions, jwtOptions, useNothingLeftToPlan } from './plugins/auth.ts';
 import { useBodyLimit } from './plugins/body-limit.ts';
 import { corsOptions, useOriginCheck } from './plugins/cors.ts';
 import { useCostLimit } from './plugins/cost.ts';
@@ -92,9 +93,10 @@ export const gatewayConfig = defineConfig({
       return authorization ? { authorization } : {};
     },
   },
-  // `jwt` (verify the identity service's tokens, @graphql-mesh/plugin-jwt-auth) and
-  // `genericAuth` (enforce @authenticated / @requiresScopes from the supergraph) go here.
-  // REST requests never reach them: the subgraphs verify those themselves (plugins/rest.ts).
+  // The router verifies tokens and enforces @authenticated / @requiresScopes (plugins/auth.ts).
+  // REST requests never reach these: the subgraphs verify those themselves (plugins/rest.ts).
+  jwt: jwtOptions(settings),
+  genericAuth: genericAuthOptions,
 
   // --- protection -----------------------------------------------------------------------
   // Depth, aliases, tokens and cost are plugins below (operation-limits.ts, cost.ts).
@@ -136,6 +138,7 @@ export const gatewayConfig = defineConfig({
     useCsrfPrevention(),
     ...operationLimits(settings),
     useCostLimit(settings.maxCost),
+    useNothingLeftToPlan(),
     ...(isDev ? [] : [useIntrospectionDisabled()]),
     // In development, `x-hub-query-plan: 1` on a request returns the Rust planner's plan in
     // the response extensions. (The cast only silences tsc: its dependencies see the ESM and

@@ -9,14 +9,19 @@ ones. They are dropped when the run ends.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from devstack import DATA_DIR, Stack, ensure_backing_services
 from sqlalchemy import event
@@ -32,6 +37,7 @@ for _name in SERVICES:
 os.environ.setdefault("HUB_ENV", "development")
 
 from subgraphs.catalog import SUBGRAPHS  # noqa: E402  (after the environment is set)
+from subgraphs.common.auth import TokenVerifier  # noqa: E402
 from subgraphs.common.database import drop_database  # noqa: E402
 from subgraphs.common.subgraph import Subgraph  # noqa: E402
 
@@ -60,8 +66,26 @@ def databases() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 async def apps() -> AsyncIterator[dict[str, object]]:
-    """Each subgraph's FastAPI app, in this process, over the run's databases."""
+    """Each subgraph's FastAPI app, in this process, over the run's databases.
+
+    The other subgraphs verify tokens against identity's JWKS, fetched from the
+    in-process identity app instead of over the network.
+    """
     built = {subgraph.name: subgraph.app() for subgraph in SUBGRAPHS}
+    identity = built["identity"]
+
+    async def identity_jwks() -> dict[str, object]:
+        async with client_for(identity) as client:
+            response = await client.get("/.well-known/jwks.json")
+            response.raise_for_status()
+            return response.json()
+
+    hub = SUBGRAPHS[0].settings().hub
+    for name, app in built.items():
+        if name != "identity":
+            app.state.verifier = TokenVerifier(  # type: ignore[attr-defined]
+                identity_jwks, issuer=hub.jwt_issuer, audience=hub.jwt_audience
+            )
     yield built
     for app in built.values():
         await app.state.redis.close()  # type: ignore[attr-defined]
@@ -73,16 +97,23 @@ def subgraph(request: pytest.FixtureRequest) -> Subgraph:
     return BY_NAME[request.param]
 
 
-def client_for(app: object) -> httpx.AsyncClient:
+def client_for(app: object, ip: str | None = None) -> httpx.AsyncClient:
+    """An HTTP client calling the app in-process, from its own loopback address.
+
+    A fresh address per client keeps per-IP throttling of one test from locking out
+    the next ones.
+    """
+    ip = ip or f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        transport=httpx.ASGITransport(app=app, client=(ip, 40000)),  # type: ignore[arg-type]
         base_url="http://testserver",
     )
 
 
 @pytest.fixture
 async def clients(apps: dict[str, object]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: client_for(app) for name, app in apps.items()}
+    ip = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    clients = {name: client_for(app, ip) for name, app in apps.items()}
     yield clients
     for client in clients.values():
         await client.aclose()
@@ -113,11 +144,75 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
 
 
 async def graphql(
-    client: httpx.AsyncClient, query: str, variables: dict[str, object] | None = None
-) -> dict[str, object]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}
+    )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+PASSWORD = "a sturdy passphrase 42"
+
+
+@dataclass
+class Account:
+    """A registered user, signed in: what a test needs to act as them."""
+
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.access_token}"}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def sign_up(
+    identity: httpx.AsyncClient,
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+    display_name: str = "Ada",
+    roles: tuple[str, ...] = (),
+    apps: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Account:
+    """Register and log in through identity's REST API.
+
+    `roles` are granted platform-wide straight in the database (it is how a deployment
+    makes its first administrator), so `apps` is needed with them.
+    """
+    email = email or unique_email()
+    response = await identity.post(
+        "/api/v1/auth/register",
+        json={"email": email, "password": password, "display_name": display_name},
+    )
+    assert response.status_code == 201, response.text
+    user_id = response.json()["id"]
+    if roles:
+        assert apps is not None, "granting roles needs the apps fixture"
+        from subgraphs.identity.models import RoleAssignment
+
+        async with apps["identity"].state.sessions() as session:  # type: ignore[attr-defined]
+            session.add_all(RoleAssignment(user_id=uuid.UUID(user_id), role=r) for r in roles)
+            await session.commit()
+    tokens = await identity.post(
+        "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers or {}
+    )
+    assert tokens.status_code == 200, tokens.text
+    body = tokens.json()
+    return Account(user_id, email, password, body["access_token"], body["refresh_token"])
 
 
 # --- the real stack, for tests/integration/ and tests/router/ ---------------------------
@@ -152,3 +247,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 async def router(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.urls["router"], timeout=30) as client:
         yield client
+
+
+def code_at(secret: str, steps_from_now: int) -> str:
+    return pyotp.TOTP(secret).at(time.time() + 30 * steps_from_now)
+
+
+async def enroll(identity, account) -> tuple[str, list[str]]:
+    """Turn MFA on for the account; its secret and recovery codes. Uses this time step."""
+    setup = await identity.post("/api/v1/auth/mfa/setup", headers=account.headers)
+    assert setup.status_code == 200
+    secret = setup.json()["secret"]
+    assert setup.json()["otpauth_uri"].startswith("otpauth://totp/")
+    confirm = await identity.post(
+        "/api/v1/auth/mfa/confirm", json={"code": code_at(secret, -1)}, headers=account.headers
+    )
+    assert confirm.status_code == 200, confirm.text
+    return secret, confirm.json()["recovery_codes"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, client_for, graphql
+from conftest import ROOT, client_for, graphql, sign_up
 
 from subgraphs.common.subgraph import Subgraph
 
@@ -79,16 +79,23 @@ async def test_graphql_errors_carry_a_code(subgraph: Subgraph, clients) -> None:
         assert bad_id["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_rest_errors_are_problem_json(subgraph: Subgraph, clients) -> None:
+async def test_rest_errors_are_problem_json(subgraph: Subgraph, apps, clients) -> None:
     client = clients[subgraph.name]
+    admin = await sign_up(clients["identity"], roles=("admin",), apps=apps)
     spec = (await client.get("/openapi.json")).json()
-    item_path = next(p for p in spec["paths"] if p.startswith("/api/v1/") and p.endswith("_id}"))
-    malformed = await client.get(item_path.split("{")[0] + "not-a-uuid")
+    item_path = next(
+        path
+        for path, operations in spec["paths"].items()
+        if path.startswith("/api/v1/") and path.endswith("_id}") and "get" in operations
+    )
+    malformed = await client.get(item_path.split("{")[0] + "not-a-uuid", headers=admin.headers)
     assert malformed.status_code == 422
     assert malformed.headers["content-type"] == "application/problem+json"
     assert malformed.json()["code"] == "BAD_USER_INPUT"
 
-    missing = await client.get(item_path.split("{")[0] + "00000000-0000-0000-0000-000000000000")
+    missing = await client.get(
+        item_path.split("{")[0] + "00000000-0000-0000-0000-000000000000", headers=admin.headers
+    )
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.json()["status"] == 404

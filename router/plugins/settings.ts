@@ -34,6 +34,9 @@ export interface RouterSettings {
   rateLimit: RateLimit | null;
   trustForwardedFor: boolean;
   persistedDocuments: string | null;
+  jwksUrl: string;
+  jwtIssuer: string;
+  jwtAudience: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -130,5 +133,9 @@ export function readSettings(env: Env = process.env): RouterSettings {
     rateLimit: parseRateLimit(env.HUB_ROUTER_RATE_LIMIT || '1200/1m'),
     trustForwardedFor: flag(env, 'HUB_ROUTER_TRUST_FORWARDED_FOR', false),
     persistedDocuments: persisted ? resolve(persisted) : null,
+    // The same variables the Python services read (subgraphs/common/settings.py).
+    jwksUrl: env.HUB_JWKS_URL || `${subgraphUrls.identity}/.well-known/jwks.json`,
+    jwtIssuer: env.HUB_JWT_ISSUER || 'hub-identity',
+    jwtAudience: env.HUB_JWT_AUDIENCE || 'hub',
   };
 }

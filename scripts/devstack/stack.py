@@ -323,6 +323,8 @@ class Stack:
             env[prefix + "HOST"] = self.host
             env[prefix + "PORT"] = str(self.ports.of(service))
             env[prefix + "URL"] = self.urls[service]
+        # Services verify tokens with the keys of this stack's identity, not the default's.
+        env["HUB_JWKS_URL"] = f"{self.urls['identity']}/.well-known/jwks.json"
         env.update(extra)
         return env
 

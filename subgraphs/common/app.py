@@ -7,20 +7,38 @@ from contextlib import asynccontextmanager
 
 import strawberry
 from fastapi import APIRouter, FastAPI, Request
+from starlette.requests import HTTPConnection
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from subgraphs.common import redis
+from subgraphs.common.auth import TokenVerifier, bearer_token
 from subgraphs.common.database import create_engine, create_sessionmaker
+from subgraphs.common.errors import HubError
 from subgraphs.common.graphql import Context, assign_codes
 from subgraphs.common.health import health_router
 from subgraphs.common.observability import install_observability
-from subgraphs.common.rest import install_problem_handlers
+from subgraphs.common.rest import PROBLEM_RESPONSES, install_problem_handlers
 from subgraphs.common.settings import ServiceSettings
 
 
 class HubGraphQLRouter(GraphQLRouter[Context, None]):
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A WebSocket client authenticates in `connection_init`: {"Authorization": "Bearer …"}."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        header = params.get("Authorization") or params.get("authorization")
+        if header is None and context.principal is not None:
+            return UNSET  # authenticated by the upgrade request's own header
+        try:
+            token = bearer_token(str(header) if header is not None else None)
+            context.principal = await context.verifier.verify(token) if token else None
+        except HubError as error:
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
+        return UNSET
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
@@ -37,6 +55,7 @@ def create_app(
     title: str,
     description: str,
     context_class: Callable[..., Context] = Context,
+    verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     # Neither creates a connection yet: building the app does no I/O.
     engine = create_engine(settings)
@@ -61,9 +80,19 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.redis = namespace
+    app.state.verifier = verifier or TokenVerifier.from_settings(settings.hub)
 
-    async def context() -> Context:
-        return context_class(settings, sessions, namespace)
+    async def context(connection: HTTPConnection) -> Context:
+        principal, auth_error = None, None
+        try:
+            token = bearer_token(connection.headers.get("authorization"))
+            if token:
+                principal = await app.state.verifier.verify(token)
+        except HubError as error:
+            auth_error = error
+        context = context_class(settings, sessions, namespace, principal, auth_error)
+        context.verifier = app.state.verifier
+        return context
 
     graphql = HubGraphQLRouter(
         schema,
@@ -73,7 +102,7 @@ def create_app(
     )
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health_router(settings.name))
-    app.include_router(rest, prefix="/api/v1")
+    app.include_router(rest, prefix="/api/v1", responses=PROBLEM_RESPONSES)
     install_problem_handlers(app)
     install_observability(app, settings.name)
     return app

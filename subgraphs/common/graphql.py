@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
+from subgraphs.common.auth import Principal, TokenVerifier, require_user
+from subgraphs.common.client import ClientInfo
 from subgraphs.common.errors import BadInput, HubError
 from subgraphs.common.redis import Namespace
 from subgraphs.common.settings import ServiceSettings
@@ -26,7 +28,7 @@ FEDERATION_VERSION = "2.9"
 
 
 class Context(BaseContext):
-    """Per-request state: where to get a session, Redis, and this request's DataLoaders.
+    """Per-request state: the caller, where to get a session, Redis, this request's loaders.
 
     Resolvers open a short session per use (`async with ctx.session() as s`) instead of
     sharing one: Strawberry runs sibling resolvers and DataLoader batches concurrently,
@@ -38,25 +40,57 @@ class Context(BaseContext):
         settings: ServiceSettings,
         session: async_sessionmaker[AsyncSession],
         redis: Namespace,
+        principal: Principal | None = None,
+        auth_error: HubError | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.session = session
         self.redis = redis
+        self.principal = principal
+        # A bad token refuses the whole operation (see `RejectBadTokens`), not only the
+        # fields that look at the caller.
+        self.auth_error = auth_error
+        self.verifier: TokenVerifier | None = None
         self._loaders: dict[Any, DataLoader[Any, Any]] = {}
 
+    @property
+    def client(self) -> ClientInfo:
+        return ClientInfo.of(self.request)
+
+    @property
+    def user(self) -> Principal:
+        """The signed-in caller; UNAUTHENTICATED when there is none."""
+        return require_user(self.principal)
+
     def loader(
-        self, batch: Callable[[AsyncSession, list[K]], Awaitable[Sequence[V]]]
+        self, batch: Callable[..., Awaitable[Sequence[V]]], **bound: Any
     ) -> DataLoader[K, V]:
-        """The request's DataLoader for `batch(session, keys)`, created on first use."""
-        if batch not in self._loaders:
+        """The request's DataLoader for `batch(session, keys, **bound)`, made on first use.
+
+        `bound` carries what the batch needs besides the keys, typically the caller
+        (`principal=ctx.principal`) so that access rules apply inside the one query.
+        """
+        cache_key = (batch, tuple((name, id(value)) for name, value in sorted(bound.items())))
+        if cache_key not in self._loaders:
 
             async def load(keys: list[K]) -> Sequence[V]:
                 async with self.session() as session:
-                    return await batch(session, keys)
+                    return await batch(session, keys, **bound)
 
-            self._loaders[batch] = DataLoader(load_fn=load)
-        return self._loaders[batch]
+            self._loaders[cache_key] = DataLoader(load_fn=load)
+        return self._loaders[cache_key]
+
+
+class RejectBadTokens(SchemaExtension):
+    """An invalid, expired or forged token fails the operation with UNAUTHENTICATED."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        error = getattr(context, "auth_error", None)
+        if error is not None:
+            raise error
+        yield
 
 
 HubInfo = Info[Context, None]
@@ -124,6 +158,7 @@ def federated_schema(
         types=types,
         federation_version=FEDERATION_VERSION,
         extensions=[
+            RejectBadTokens,
             ErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

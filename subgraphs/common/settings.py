@@ -27,6 +27,15 @@ class HubSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
 
+    # Access tokens are issued by identity and verified by every service against its JWKS.
+    jwt_issuer: str = "hub-identity"
+    jwt_audience: str = "hub"
+    jwks_url: str = Field(
+        default="http://127.0.0.1:8001/.well-known/jwks.json",
+        description="Where services fetch identity's public keys.",
+    )
+    jwks_cache_seconds: int = 300
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"

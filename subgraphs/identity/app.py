@@ -1,16 +1,32 @@
 from fastapi import FastAPI
 
 from subgraphs.common.app import create_app
-from subgraphs.identity import rest
+from subgraphs.common.auth import TokenVerifier
+from subgraphs.identity import keys, rest
 from subgraphs.identity.graphql import schema
 from subgraphs.identity.settings import IdentitySettings
 
 
 def build(settings: IdentitySettings | None = None) -> FastAPI:
-    return create_app(
-        settings=settings or IdentitySettings(),
+    settings = settings or IdentitySettings()
+    app = create_app(
+        settings=settings,
         schema=schema,
         rest=rest.router,
         title="Hub identity",
         description="Users, credentials, roles, organizations, MFA, sessions and tokens.",
     )
+    app.include_router(rest.well_known)
+
+    # Identity verifies its own tokens from its own key table, not over HTTP.
+    async def own_keys() -> dict:
+        async with app.state.sessions() as session:
+            return await keys.jwks(session, settings)
+
+    app.state.verifier = TokenVerifier(
+        own_keys,
+        issuer=settings.hub.jwt_issuer,
+        audience=settings.hub.jwt_audience,
+        cache_seconds=settings.hub.jwks_cache_seconds,
+    )
+    return app

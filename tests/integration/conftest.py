@@ -13,9 +13,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 
 async def execute(
-    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}
+    )
     body = response.json()
     assert response.status_code == 200 and "errors" not in body, body
     return body["data"]

@@ -10,12 +10,26 @@ from integration.conftest import execute, graphql_ws
 
 async def seed(router) -> dict[str, str]:
     """A user who owns a document under review and has a notification, made via :router."""
+    email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
     user = await execute(
         router,
-        "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
-        {"i": {"email": f"buyer-{uuid.uuid4().hex[:8]}@example.com", "displayName": "Buyer"}},
+        "mutation($i: RegisterInput!) { register(input: $i) { id } }",
+        {
+            "i": {
+                "email": email,
+                "password": "a sturdy passphrase 42",
+                "displayName": "Buyer",
+            }
+        },
     )
-    user_id = user["createUser"]["id"]
+    user_id = user["register"]["id"]
+    login = await execute(
+        router,
+        """mutation($e: String!, $p: String!) { login(email: $e, password: $p) {
+            ... on TokenPair { accessToken } } }""",
+        {"e": email, "p": "a sturdy passphrase 42"},
+    )
+    token = login["login"]["accessToken"]
     document = await execute(
         router,
         "mutation($i: CreateDocumentInput!) { createDocument(input: $i) { id } }",
@@ -31,7 +45,7 @@ async def seed(router) -> dict[str, str]:
             "n": {"recipientId": user_id, "title": "Tender RC awaits review"},
         },
     )
-    return {"user": user_id, "document": document_id}
+    return {"user": user_id, "document": document_id, "token": token}
 
 
 async def test_one_query_crosses_all_four_subgraphs(router) -> None:
@@ -63,8 +77,9 @@ async def test_the_worker_delivers_queued_notifications(router) -> None:
     query = (
         """query($id: ID!) { user(id: $id) { notifications { nodes { status deliveredAt } } } }"""
     )
+    signed_in = {"authorization": f"Bearer {ids['token']}"}
     for _ in range(100):
-        data = await execute(router, query, {"id": ids["user"]})
+        data = await execute(router, query, {"id": ids["user"]}, signed_in)
         (notification,) = data["user"]["notifications"]["nodes"]
         if notification["status"] == "DELIVERED":
             break

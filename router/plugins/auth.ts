@@ -1,0 +1,71 @@
+// Authentication at the front door: the router verifies identity's RS256 access tokens
+// against its JWKS and enforces @authenticated / @requiresScopes from the supergraph. It is
+// the first check, not the only one: the token goes on to the subgraphs, which verify it
+// again (a subgraph never trusts what the router, or anyone, says about the caller).
+import {
+  createRemoteJwksSigningKeyProvider,
+  extractFromHeader,
+  type ExtractTokenFunction,
+  type GatewayPlugin,
+  type JWTAuthPluginOptions,
+} from '@graphql-hive/gateway';
+import { getOperationAST } from 'graphql';
+
+import type { RouterSettings } from './settings.ts';
+
+// A WebSocket client authenticates in connection_init: {"Authorization": "Bearer <token>"}.
+const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
+  const params = (serverContext as { connectionParams?: Record<string, unknown> })
+    ?.connectionParams;
+  const value = params?.Authorization ?? params?.authorization;
+  if (typeof value !== 'string') return undefined;
+  const [scheme, token] = value.split(' ', 2);
+  return token && scheme.toLowerCase() === 'bearer' ? { token, prefix: 'Bearer' } : undefined;
+};
+
+export function jwtOptions(settings: RouterSettings): JWTAuthPluginOptions {
+  return {
+    signingKeyProviders: [
+      createRemoteJwksSigningKeyProvider({
+        jwksUri: settings.jwksUrl,
+        cache: true,
+        cacheMaxAge: 5 * 60 * 1000,
+        // A token naming a key not seen yet makes the client refetch the JWKS (rotation).
+        rateLimit: true,
+        jwksRequestsPerMinute: 60,
+      }),
+    ],
+    tokenLookupLocations: [
+      extractFromHeader({ name: 'authorization', prefix: 'Bearer' }),
+      fromConnectionParams,
+    ],
+    tokenVerification: {
+      algorithms: ['RS256'],
+      issuer: settings.jwtIssuer,
+      audience: settings.jwtAudience,
+    },
+    // Anonymous callers may still read public fields; a bad token is refused outright.
+    reject: { missingToken: false, invalidToken: true },
+  };
+}
+
+export const genericAuthOptions = {
+  mode: 'protect-granular' as const,
+  resolveUserFn: (context: { jwt?: { payload?: Record<string, unknown> } }) =>
+    context.jwt?.payload,
+  rejectUnauthenticated: false,
+};
+
+// When every field of an operation is refused, genericAuth leaves an operation with nothing
+// to select, which the query planner cannot parse ("Unexpected end of input"). Answer such an
+// operation here, with the refusals genericAuth collected, instead of planning it.
+export function useNothingLeftToPlan(): GatewayPlugin {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const operation = getOperationAST(args.document, args.operationName);
+      if (operation && operation.selectionSet.selections.length === 0) {
+        setResultAndStopExecution({ data: null });
+      }
+    },
+  };
+}
