@@ -43,3 +43,20 @@ if [[ -f router/package-lock.json ]] &&
     _hub_step "installed the router's npm packages" \
         npm ci --prefix router --no-audit --no-fund --loglevel=error
 fi
+
+# The GraphiQL test drives a real Chromium (Debian's package). scripts/test asks for it;
+# scripts/up does not need it. Without it the test is skipped, and fails under CI.
+_hub_install_chromium() {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+if [[ ${HUB_BOOTSTRAP_BROWSER:-} == 1 ]] && ! command -v chromium >/dev/null; then
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        _hub_step "installed Debian's chromium (for the GraphiQL browser test)" \
+            _hub_install_chromium ||
+            echo "bootstrap: installing chromium failed; the GraphiQL browser test cannot run" >&2
+    else
+        echo "bootstrap: no chromium (as root: apt-get install chromium);" \
+            "the GraphiQL browser test will be skipped" >&2
+    fi
+fi

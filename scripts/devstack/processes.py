@@ -301,17 +301,18 @@ class Supervisor:
             time.sleep(0.2)
 
     def _stop_groups(self, procs: Sequence[ManagedProcess], grace: float) -> None:
-        for proc in procs:
-            _signal_group(proc.popen.pid, signal.SIGTERM)
+        popens = [proc.popen for proc in procs if proc.popen is not None]
+        for popen in popens:
+            _signal_group(popen.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for proc in procs:
+        for popen in popens:
             while True:
-                proc.popen.poll()  # reap the leader, or its group never empties
-                if not group_alive(proc.popen.pid):
+                popen.poll()  # reap the leader, or its group never empties
+                if not group_alive(popen.pid):
                     break
                 if time.monotonic() > deadline:
-                    _signal_group(proc.popen.pid, signal.SIGKILL)
-                    proc.popen.wait()
+                    _signal_group(popen.pid, signal.SIGKILL)
+                    popen.wait()
                     break
                 time.sleep(0.1)
 

@@ -12,7 +12,7 @@ from integration.conftest import execute
 
 
 @pytest.fixture
-def workflow_stopped(stack):  # type: ignore[no-untyped-def]
+def workflow_stopped(stack):
     stack.stop_service("workflow")
     try:
         yield

@@ -17,7 +17,7 @@ CROSS_SUBGRAPH_QUERY = """query($id: ID!) { document(id: $id) {
     title workflows { state } owner { id notifications { nodes { title } } } } }"""
 
 
-def log_lines_with(stack, service: str, needle: str) -> list[str]:  # type: ignore[no-untyped-def]
+def log_lines_with(stack, service: str, needle: str) -> list[str]:
     return [
         line
         for line in (stack.log_dir / f"{service}.log").read_text().splitlines()

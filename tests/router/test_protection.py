@@ -11,14 +11,14 @@ from router.conftest import PRODUCTION_RATE_LIMIT
 MiB = 1024 * 1024
 
 
-def code_of(response) -> str:  # type: ignore[no-untyped-def]
+def code_of(response) -> str:
     body = response.json()
     if "errors" in body:
         return body["errors"][0]["extensions"]["code"]
     return body["code"]  # problem+json
 
 
-async def post(router, query: str, **kwargs):  # type: ignore[no-untyped-def]
+async def post(router, query: str, **kwargs):
     return await router.post("/graphql", json={"query": query}, **kwargs)
 
 
