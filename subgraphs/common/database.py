@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from subgraphs.common.errors import BadInput
 from subgraphs.common.settings import ServiceSettings
 
 # Stable constraint names keep Alembic autogenerate diffs readable and migrations portable.
@@ -51,13 +53,44 @@ class Timestamps:
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_dsn,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": f"hub-{settings.name}"}},
     )
+    event.listen(engine.sync_engine, "before_cursor_execute", refuse_nul_characters)
+    return engine
+
+
+def refuse_nul_characters(
+    conn: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Refuse text holding NUL (U+0000) as the caller's mistake, before PostgreSQL fails on it.
+
+    JSON and GraphQL strings may carry NUL; PostgreSQL text cannot, and the driver's error
+    would reach the client as a 500. Checked here, every text a service stores or looks up
+    is covered, whichever transport it came from.
+    """
+    if _holds_nul(parameters):
+        raise BadInput("text must not contain NUL characters (U+0000)")
+
+
+def _holds_nul(value: Any) -> bool:
+    # Parameters come as a row, a list of rows (executemany) or a mapping; values may be arrays.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -50,3 +50,14 @@ async def test_rest_lists_an_owners_documents_with_a_cursor(clients) -> None:
         )
     ).json()
     assert [d["title"] for d in rest["items"]] == ["a"] and rest["next_cursor"] is None
+
+
+async def test_a_nul_character_is_the_callers_mistake_not_a_server_error(clients) -> None:
+    # PostgreSQL text cannot hold U+0000; the database layer refuses it for every service.
+    owner = str(uuid.uuid4())
+    created = await graphql(clients["content"], CREATE, {"i": {"title": "a\x00", "ownerId": owner}})
+    assert created["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    response = await clients["content"].post(
+        "/api/v1/documents", json={"title": "a\x00", "owner_id": owner}
+    )
+    assert response.status_code == 422 and response.json()["code"] == "BAD_USER_INPUT"

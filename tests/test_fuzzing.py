@@ -1,0 +1,121 @@
+"""Schemathesis against every subgraph's GraphQL endpoint and REST API (OpenAPI), in process.
+
+Each test below is one operation of one subgraph (`test_content_rest[GET /api/v1/documents]`)
+tried with a bounded number of generated requests: HUB_FUZZ_EXAMPLES (default 25), raise it
+for a deeper local run. A response must not be a server error and must conform to the schema.
+
+The apps are built for fuzzing alone: schemathesis drives ASGI apps on an event loop of its
+own (in a thread), while the suite's `apps` fixture holds connections bound to the session
+loop. They run over the same throwaway databases.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from conftest import BY_NAME, SERVICES
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "25"))
+
+FUZZ_APPS = {name: BY_NAME[name].app() for name in SERVICES}
+GRAPHQL = {name: schemathesis.graphql.from_asgi("/graphql", app) for name, app in FUZZ_APPS.items()}
+REST = {
+    name: schemathesis.openapi.from_asgi("/openapi.json", app) for name, app in FUZZ_APPS.items()
+}
+
+# The errors a subgraph reports as the caller's (errors.HubError subclasses and the phases
+# before execution); INTERNAL_SERVER_ERROR is the only code that says the service failed.
+CALLER_ERROR_CODES = {
+    "BAD_USER_INPUT",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "NOT_FOUND",
+    "CONFLICT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "TOO_MANY_REQUESTS",
+}
+# Generated queries are valid against the schema, so refusing one before execution is a defect.
+REFUSED_UNEXECUTED = {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"}
+
+# Not run: `positive_data_acceptance` expects every schema-valid request to succeed, but the
+# services validate more than a schema can say (an `ID` or a cursor must decode, an owner must
+# exist) and answer BAD_USER_INPUT / 422 / 404, as they should.
+EXCLUDED = [positive_data_acceptance]
+
+
+@pytest.fixture(scope="session")
+def caller() -> dict[str, str]:
+    """Headers that make every fuzzed request come from a real, signed-in user.
+
+    The one place to fill in once identity's register/login exists: register a user through
+    `FUZZ_APPS["identity"]`, log in, return {"Authorization": f"Bearer {token}"}. Until then
+    the fuzzers run anonymously.
+    """
+    return {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_fuzz_apps() -> Iterator[None]:
+    """Run the apps' lifespan shutdown (closing their pools) before the databases are dropped."""
+    yield
+    asgi.shutdown_lifespans()
+
+
+def no_internal_graphql_errors(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """Every GraphQL error carries a code, and none says the service failed.
+
+    Replaces `not_a_server_error` for GraphQL, which counts any error code it does not know
+    (NOT_FOUND, CONFLICT...) as the server's fault.
+    """
+    assert response.status_code < 500, f"HTTP {response.status_code}"
+    errors = response.json().get("errors") or []
+    codes = [(error.get("extensions") or {}).get("code") for error in errors]
+    unexpected = [code for code in codes if code not in CALLER_ERROR_CODES]
+    assert not unexpected, f"errors with codes {unexpected}: {errors}"
+    positive = case.meta is None or case.meta.generation.mode.is_positive
+    refused = [code for code in codes if code in REFUSED_UNEXECUTED]
+    assert not (positive and refused), f"a schema-valid query was refused: {errors}"
+    return None
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def fuzz_graphql(case: schemathesis.Case, caller: dict[str, str]) -> None:
+    case.call_and_validate(
+        headers=caller,
+        excluded_checks=[not_a_server_error, *EXCLUDED],
+        additional_checks=[no_internal_graphql_errors],
+    )
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def fuzz_rest(case: schemathesis.Case, caller: dict[str, str]) -> None:
+    case.call_and_validate(headers=caller, excluded_checks=EXCLUDED)
+
+
+test_identity_graphql = GRAPHQL["identity"].parametrize()(fuzz_graphql)
+test_content_graphql = GRAPHQL["content"].parametrize()(fuzz_graphql)
+test_communication_graphql = GRAPHQL["communication"].parametrize()(fuzz_graphql)
+test_workflow_graphql = GRAPHQL["workflow"].parametrize()(fuzz_graphql)
+
+test_identity_rest = REST["identity"].parametrize()(fuzz_rest)
+test_content_rest = REST["content"].parametrize()(fuzz_rest)
+test_communication_rest = REST["communication"].parametrize()(fuzz_rest)
+test_workflow_rest = REST["workflow"].parametrize()(fuzz_rest)
