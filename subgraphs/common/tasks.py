@@ -8,14 +8,16 @@ pool is reused between tasks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from celery import Celery
+from celery import Celery, signals
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from subgraphs.common import redis
 from subgraphs.common.database import create_engine, create_sessionmaker
+from subgraphs.common.observability import configure_logging, request_id
 from subgraphs.common.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -36,7 +38,43 @@ def create_celery(settings: ServiceSettings, include: list[str]) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
+
+    # The worker logs like the service, each task's lines under the request id that queued it.
+    @signals.setup_logging.connect(weak=False)
+    def worker_logging(loglevel: int | str | None = None, **_: object) -> None:
+        # The worker's --loglevel wins: devstack waits for its INFO line "... ready.".
+        level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
+        hub = settings.hub
+        configure_logging(
+            f"{settings.name}-worker",
+            level=level or hub.log_level,
+            json_lines=hub.is_production,
+        )
+
     return app
+
+
+# A task carries the request id of the request that queued it (a message header) ...
+REQUEST_ID_TASK_HEADER = "hub_request_id"
+
+
+@signals.before_task_publish.connect
+def _send_request_id(headers: dict[str, object] | None = None, **_: object) -> None:
+    current = request_id.get()
+    if current and headers is not None:
+        headers.setdefault(REQUEST_ID_TASK_HEADER, current)
+
+
+# ... and the worker sets it for the task's duration.
+@signals.task_prerun.connect
+def _receive_request_id(task: object = None, **_: object) -> None:
+    request = getattr(task, "request", None)
+    request_id.set(getattr(request, REQUEST_ID_TASK_HEADER, None))
+
+
+@signals.task_postrun.connect
+def _forget_request_id(**_: object) -> None:
+    request_id.set(None)
 
 
 class AsyncResources:

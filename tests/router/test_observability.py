@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -109,3 +110,21 @@ async def test_production_router_logs_are_json_lines_with_the_request_id(
         if "json-log-1" in line:
             entries.append(json.loads(line))
     assert entries and all(entry["requestId"] == "json-log-1" for entry in entries)
+
+
+async def test_a_task_logs_under_the_request_id_that_queued_it(stack, router) -> None:
+    request_id = f"task-{uuid.uuid4().hex}"
+    response = await router.post(
+        "/graphql",
+        json={
+            "query": "mutation($n: SendNotificationInput!) { sendNotification(input: $n) { id } }",
+            "variables": {"n": {"recipientId": str(uuid.uuid4()), "title": "Queued"}},
+        },
+        headers={"x-request-id": request_id},
+    )
+    assert "errors" not in response.json(), response.json()
+    for _ in range(100):
+        if log_lines_with(stack, "worker", f"[{request_id}]"):
+            break
+        await asyncio.sleep(0.1)
+    assert log_lines_with(stack, "worker", f"[{request_id}]"), "the worker never logged the id"
