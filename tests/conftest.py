@@ -24,6 +24,7 @@ import httpx
 import pyotp
 import pytest
 from devstack import DATA_DIR, Stack, ensure_backing_services
+from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,7 +66,7 @@ def databases() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-async def apps() -> AsyncIterator[dict[str, object]]:
+async def apps() -> AsyncIterator[dict[str, FastAPI]]:
     """Each subgraph's FastAPI app, in this process, over the run's databases.
 
     The other subgraphs verify tokens against identity's JWKS, fetched from the
@@ -83,13 +84,13 @@ async def apps() -> AsyncIterator[dict[str, object]]:
     hub = SUBGRAPHS[0].settings().hub
     for name, app in built.items():
         if name != "identity":
-            app.state.verifier = TokenVerifier(  # type: ignore[attr-defined]
+            app.state.verifier = TokenVerifier(
                 identity_jwks, issuer=hub.jwt_issuer, audience=hub.jwt_audience
             )
     yield built
     for app in built.values():
-        await app.state.redis.close()  # type: ignore[attr-defined]
-        await app.state.engine.dispose()  # type: ignore[attr-defined]
+        await app.state.redis.close()
+        await app.state.engine.dispose()
 
 
 @pytest.fixture(params=SERVICES)
@@ -133,7 +134,7 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
     """Every SQL statement the engine sends while the block runs."""
     counter = StatementCounter()
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
         counter.statements.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)

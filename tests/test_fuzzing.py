@@ -48,7 +48,7 @@ REFUSED_UNEXECUTED = {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"}
 # Not run: `positive_data_acceptance` expects every schema-valid request to succeed, but the
 # services validate more than a schema can say (an `ID` or a cursor must decode, an owner must
 # exist) and answer BAD_USER_INPUT / 422 / 404, as they should.
-EXCLUDED = [positive_data_acceptance]
+EXCLUDED: list[schemathesis.CheckFunction] = [positive_data_acceptance]
 
 
 @pytest.fixture(scope="session")

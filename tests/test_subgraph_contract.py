@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, client_for, graphql, sign_up
@@ -25,7 +26,7 @@ async def test_ready_when_database_and_redis_answer(subgraph: Subgraph, clients)
 @pytest.mark.parametrize("broken", ["database", "redis"])
 async def test_not_ready_names_the_dependency_that_fails(subgraph: Subgraph, broken: str) -> None:
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
-    override = (
+    override: dict[str, Any] = (
         {"database_url": "postgresql://postgres@127.0.0.1:1/nothing"}
         if broken == "database"
         else {"redis_url": "redis://127.0.0.1:1/0"}

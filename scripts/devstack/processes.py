@@ -369,7 +369,8 @@ def stop_recorded(
     """Stop a process started by an earlier command, if it is still that process."""
     if record.is_running():
         # Our processes lead their own group; then the whole group goes (node, celery's pool).
-        leads_group = _proc_stat(record.pid)["pgrp"] == record.pid
+        stat = _proc_stat(record.pid)  # None when it exited meanwhile
+        leads_group = stat is not None and stat["pgrp"] == record.pid
 
         def send(signum: int) -> None:
             if leads_group:

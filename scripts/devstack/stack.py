@@ -32,6 +32,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .backing import Backing, drop_databases
 from .paths import REPO_ROOT
@@ -297,7 +298,7 @@ class Stack:
         path.write_text(json.dumps(description, indent=2) + "\n")
 
     @classmethod
-    def described_by(cls, path: Path, **kwargs) -> Stack | None:
+    def described_by(cls, path: Path, **kwargs: Any) -> Stack | None:
         try:
             data = json.loads(path.read_text())
             backing = Backing(**data["backing"])

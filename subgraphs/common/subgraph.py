@@ -37,7 +37,7 @@ class Subgraph:
         return Path(module.__file__).parent / "migrations"
 
     def settings(self) -> ServiceSettings:
-        return self.settings_class()  # type: ignore[call-arg]
+        return self.settings_class()
 
     def sdl(self) -> str:
         schema = importlib.import_module(f"{self.package}.graphql").schema
