@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import Account, sign_up
 from devstack import Stack
 from devstack.ports import free_port
 from devstack.processes import ManagedProcess, Supervisor
@@ -111,3 +112,9 @@ async def production(production_router: ProductionRouter) -> AsyncIterator[httpx
         base_url=production_router.url, timeout=30, headers={"x-forwarded-for": address}
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def account(router: httpx.AsyncClient) -> Account:
+    """A user registered and logged in through the router's REST front door (identity)."""
+    return await sign_up(router)

@@ -5,8 +5,6 @@ Stops workflow in the session stack and restarts it before the test ends.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from integration.conftest import execute
 
@@ -21,17 +19,21 @@ def workflow_stopped(stack):
 
 
 async def test_with_workflow_stopped_the_others_still_answer(
-    stack, router, workflow_stopped
+    stack, router, account, workflow_stopped
 ) -> None:
     document = (
         await router.post(
-            "/api/v1/documents", json={"title": "Survivor", "owner_id": str(uuid.uuid4())}
+            "/api/v1/documents",
+            json={"title": "Survivor", "owner_id": account.id},
+            headers=account.headers,
         )
     ).json()
     variables = {"id": document["id"]}
 
     # Only content: unaffected.
-    data = await execute(router, "query($id: ID!) { document(id: $id) { title } }", variables)
+    data = await execute(
+        router, "query($id: ID!) { document(id: $id) { title } }", variables, account.headers
+    )
     assert data == {"document": {"title": "Survivor"}}
 
     # Content and workflow: content's data, and an error naming workflow.
@@ -42,6 +44,7 @@ async def test_with_workflow_stopped_the_others_still_answer(
                 workflowInstance(id: $id) { state } }""",
             "variables": variables,
         },
+        headers=account.headers,
     )
     body = response.json()
     assert body["data"] == {"document": {"title": "Survivor"}, "workflowInstance": None}

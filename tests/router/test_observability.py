@@ -43,17 +43,21 @@ async def test_a_client_request_id_is_kept_and_an_unsafe_one_replaced(router) ->
     assert UUID.match(replaced.headers["x-request-id"])
 
 
-async def test_the_request_id_reaches_every_subgraph_a_query_touches(stack, router) -> None:
+async def test_the_request_id_reaches_every_subgraph_a_query_touches(
+    stack, router, account
+) -> None:
     document = (
         await router.post(
-            "/api/v1/documents", json={"title": "Traced", "owner_id": str(uuid.uuid4())}
+            "/api/v1/documents",
+            json={"title": "Traced", "owner_id": account.id},
+            headers=account.headers,
         )
     ).json()
     request_id = f"trace-{uuid.uuid4().hex}"
     response = await router.post(
         "/graphql",
         json={"query": CROSS_SUBGRAPH_QUERY, "variables": {"id": document["id"]}},
-        headers={"x-request-id": request_id},
+        headers={"x-request-id": request_id, **account.headers},
     )
     assert response.headers["x-request-id"] == request_id
     assert response.json()["data"]["document"]["title"] == "Traced"

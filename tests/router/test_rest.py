@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,19 +10,32 @@ import pytest
 PROBLEM_JSON = "application/problem+json"
 
 
-async def test_a_document_is_created_and_read_through_the_router(router) -> None:
-    owner = str(uuid.uuid4())
+async def test_a_document_is_created_and_read_through_the_router(router, account) -> None:
     created = await router.post(
-        "/api/v1/documents", json={"title": "Front door", "owner_id": owner}
+        "/api/v1/documents",
+        json={"title": "Front door", "owner_id": account.id},
+        headers=account.headers,
     )
     assert created.status_code == 201, created.text
     document = created.json()
 
-    fetched = await router.get(f"/api/v1/documents/{document['id']}")
+    fetched = await router.get(f"/api/v1/documents/{document['id']}", headers=account.headers)
     assert fetched.status_code == 200
-    assert fetched.json() == document
-    listed = await router.get("/api/v1/documents", params={"limit": 100})
+    assert fetched.json()["title"] == "Front door"
+    listed = await router.get("/api/v1/documents", params={"limit": 100}, headers=account.headers)
     assert document["id"] in [item["id"] for item in listed.json()["items"]]
+
+
+async def test_the_subgraph_authenticates_rest_requests_itself(router, account) -> None:
+    """Sign-up and login went through the router (identity); the token passes unchanged."""
+    me = await router.get("/api/v1/users/me", headers=account.headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == account.id
+    anonymous = await router.get("/api/v1/users/me")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == PROBLEM_JSON
+    forged = await router.get("/api/v1/users/me", headers={"authorization": "Bearer not.a.jwt"})
+    assert forged.status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -53,30 +65,31 @@ async def test_an_unknown_resource_is_a_problem_not_a_crash(router) -> None:
     assert response.json()["code"] == "NOT_FOUND"
 
 
-async def test_subgraph_errors_pass_through_unchanged(router) -> None:
-    response = await router.post("/api/v1/documents", json={"title": ""})
+async def test_subgraph_errors_pass_through_unchanged(router, account) -> None:
+    response = await router.post("/api/v1/documents", json={"title": ""}, headers=account.headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.json()["code"] == "BAD_USER_INPUT"
 
 
-async def test_a_streamed_request_body_reaches_the_subgraph(router) -> None:
+async def test_a_streamed_request_body_reaches_the_subgraph(router, account) -> None:
     """A chunked body (no Content-Length) is streamed on, not refused or lost."""
-    owner = str(uuid.uuid4())
-    body = f'{{"title": "Streamed", "owner_id": "{owner}"}}'.encode()
+    body = f'{{"title": "Streamed", "owner_id": "{account.id}"}}'.encode()
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 7):
             yield body[start : start + 7]
 
     response = await router.post(
-        "/api/v1/documents", content=chunks(), headers={"content-type": "application/json"}
+        "/api/v1/documents",
+        content=chunks(),
+        headers={"content-type": "application/json", **account.headers},
     )
     assert response.status_code == 201, response.text
     assert response.json()["title"] == "Streamed"
 
 
-async def test_a_large_streamed_body_is_carried_to_the_subgraph(router) -> None:
+async def test_a_large_streamed_body_is_carried_to_the_subgraph(router, account) -> None:
     """8 MB, chunked: the subgraph reads all of it (and refuses it as invalid JSON)."""
     chunk = b" " * 65536
 
@@ -87,7 +100,9 @@ async def test_a_large_streamed_body_is_carried_to_the_subgraph(router) -> None:
         yield b'"}'
 
     response = await router.post(
-        "/api/v1/documents", content=chunks(), headers={"content-type": "application/json"}
+        "/api/v1/documents",
+        content=chunks(),
+        headers={"content-type": "application/json", **account.headers},
     )
     assert response.status_code == 422
     assert response.json()["code"] == "BAD_USER_INPUT"
