@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +38,9 @@ for _name in SERVICES:
     os.environ[f"HUB_{_name.upper()}_DATABASE_NAME"] = f"hubtest_{RUN_ID}_{_name}"
     os.environ[f"HUB_{_name.upper()}_REDIS_NAMESPACE"] = f"hubtest:{RUN_ID}:{_name}"
 os.environ.setdefault("HUB_ENV", "development")
+# Content's uploaded files, for in-process apps and the spawned stack alike.
+CONTENT_FILES = Path(tempfile.gettempdir()) / f"hubtest_{RUN_ID}_content_files"
+os.environ["HUB_CONTENT_STORAGE_PATH"] = str(CONTENT_FILES)
 
 from subgraphs.catalog import SUBGRAPHS  # noqa: E402  (after the environment is set)
 from subgraphs.common.auth import TokenVerifier  # noqa: E402
@@ -63,6 +68,7 @@ def databases() -> Iterator[None]:
     client = redis.Redis.from_url(settings.redis_dsn)
     for key in client.scan_iter(match=f"hubtest:{RUN_ID}:*", count=1000):
         client.delete(key)
+    shutil.rmtree(CONTENT_FILES, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -235,6 +241,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         database_prefix=f"hubtest_{RUN_ID}",
         redis_namespace=f"hubtest:{RUN_ID}",
         env={
+            "HUB_CONTENT_STORAGE_PATH": str(CONTENT_FILES),
             # The whole suite is one client (127.0.0.1) of this router: a per-client limit
             # would only make tests flaky. tests/router/ checks it on a router of its own.
             "HUB_ROUTER_RATE_LIMIT": "off",

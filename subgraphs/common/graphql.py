@@ -81,6 +81,10 @@ class Context(BaseContext):
             self._loaders[cache_key] = DataLoader(load_fn=load)
         return self._loaders[cache_key]
 
+    def clear_loaders(self) -> None:
+        """Forget what the loaders cached: a subscription's context outlives each event."""
+        self._loaders.clear()
+
 
 class RejectBadTokens(SchemaExtension):
     """An invalid, expired or forged token fails the operation with UNAUTHENTICATED."""

@@ -1,17 +1,57 @@
-"""Content's part of the graph: the `Document` entity it owns and `User.documents`."""
+"""Content's part of the graph: `Document` and what hangs off it, `User.documents`, search,
+typed mutation errors, the audit trail, and `documentChanged`.
+
+Every read goes through a service function or loader bound to the caller
+(`principal=ctx.principal`), so the access rules apply inside the one query.
+"""
 
 from __future__ import annotations
 
+import enum
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 import strawberry
+from strawberry.file_uploads import Upload
+from strawberry.scalars import JSON
 
+from subgraphs.common.auth import require_user
+from subgraphs.common.errors import BadInput, Forbidden, HubError, NotFound, Unauthenticated
 from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
-from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageKey
-from subgraphs.content import models, service
+from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageInfo
+from subgraphs.content import errors, models
+from subgraphs.content.service import access, audit, documents, events, files, search, sharing
+from subgraphs.content.service.resources import Resources
+from subgraphs.content.settings import ContentSettings
+from subgraphs.content.storage import CHUNK_SIZE
+
+federated = strawberry.federation
+
+DocumentStatus = strawberry.enum(models.DocumentStatus, name="DocumentStatus")
+Visibility = strawberry.enum(models.Visibility, name="Visibility")
+Permission = strawberry.enum(models.Permission, name="Permission")
 
 
-@strawberry.federation.type(keys=["id"])
+def resources_of(info: HubInfo) -> Resources:
+    settings = info.context.settings
+    assert isinstance(settings, ContentSettings)
+    return Resources.of(settings, info.context.redis)
+
+
+def _id(value: object) -> strawberry.ID:
+    return strawberry.ID(str(value))
+
+
+def _optional_id(value: object | None) -> strawberry.ID | None:
+    return strawberry.ID(str(value)) if value is not None else None
+
+
+# --- types ------------------------------------------------------------------------------
+
+
+@federated.type(keys=["id"])
 class User:
     id: strawberry.ID
 
@@ -19,69 +59,793 @@ class User:
     def resolve_reference(cls, id: strawberry.ID) -> User:
         return cls(id=id)
 
-    @strawberry.field(description="Documents this user owns, newest first.")
+    @strawberry.field(
+        description="Documents this user owns that the caller may read, newest first."
+    )
     async def documents(
-        self, info: HubInfo, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+        self,
+        info: HubInfo,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: DocumentFilter | None = None,
     ) -> Connection[Document]:
-        key = PageKey(parent_id=parse_id(self.id), first=first, after=after)
-        page = await info.context.loader(service.documents_of_owners).load(key)
+        key = documents.OwnerPageKey(
+            parent_id=parse_id(self.id),
+            first=first,
+            after=after,
+            filter=filter.parsed() if filter else documents.DocumentFilter(),
+        )
+        page = await info.context.loader(
+            documents.documents_of_owners, principal=info.context.principal
+        ).load(key)
         return Connection.of(page, Document.from_model)
 
 
-@strawberry.federation.type(keys=["id"], description="A document and its metadata.")
+@strawberry.type(description="A kind of document this deployment knows, and its metadata schema.")
+class DocumentType:
+    key: str
+    label: str
+    description: str
+    metadata_schema: JSON
+
+
+@strawberry.type(description="One uploaded file of a document: immutable.")
+class DocumentVersion:
+    id: strawberry.ID
+    document_id: strawberry.ID
+    number: int
+    filename: str
+    media_type: str
+    size: int = strawberry.field(description="Bytes.")
+    sha256: str
+    created_at: datetime
+    created_by: User
+
+    @classmethod
+    def from_model(cls, version: models.DocumentVersion) -> DocumentVersion:
+        return cls(
+            id=_id(version.id),
+            document_id=_id(version.document_id),
+            number=version.number,
+            filename=version.filename,
+            media_type=version.media_type,
+            size=version.size,
+            sha256=version.sha256,
+            created_at=version.created_at,
+            created_by=User(id=_id(version.created_by)),
+        )
+
+    @strawberry.field(description="Where REST clients download it (with the caller's token).")
+    def download_path(self) -> str:
+        return f"/api/v1/documents/{self.document_id}/content?version={self.number}"
+
+
+@strawberry.type(description="Access given to a user or to a role, until it expires.")
+class DocumentShare:
+    id: strawberry.ID
+    document_id: strawberry.ID
+    user: User | None
+    role: str | None
+    permission: Permission  # type: ignore[valid-type]
+    expires_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, share: models.DocumentShare) -> DocumentShare:
+        return cls(
+            id=_id(share.id),
+            document_id=_id(share.document_id),
+            user=User(id=_id(share.user_id)) if share.user_id else None,
+            role=share.role,
+            permission=share.permission,
+            expires_at=share.expires_at,
+            created_at=share.created_at,
+        )
+
+
+@federated.type(keys=["id"], description="A document, its metadata, files and sharing.")
 class Document:
     id: strawberry.ID
     title: str
+    description: str
+    type: str
+    tags: list[str]
+    metadata: JSON
+    status: DocumentStatus  # type: ignore[valid-type]
     owner: User
+    organization_id: strawberry.ID | None
+    visibility: Visibility  # type: ignore[valid-type]
+    version: int = strawberry.field(
+        description="Incremented by every change; updates name the version they read."
+    )
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None
 
     @classmethod
     def from_model(cls, document: models.Document) -> Document:
         return cls(
-            id=strawberry.ID(str(document.id)),
+            id=_id(document.id),
             title=document.title,
-            owner=User(id=strawberry.ID(str(document.owner_id))),
+            description=document.description,
+            type=document.type,
+            tags=list(document.tags),
+            metadata=document.attributes,
+            status=document.status,
+            owner=User(id=_id(document.owner_id)),
+            organization_id=_optional_id(document.organization_id),
+            visibility=document.visibility,
+            version=document.version,
             created_at=document.created_at,
             updated_at=document.updated_at,
+            deleted_at=document.deleted_at,
         )
 
     @classmethod
     async def resolve_reference(cls, info: HubInfo, id: strawberry.ID) -> Document | None:
-        document = await info.context.loader(service.documents_by_ids).load(parse_id(id))
+        document = await info.context.loader(
+            documents.documents_by_ids, principal=info.context.principal
+        ).load(parse_id(id))
         return cls.from_model(document) if document else None
+
+    @strawberry.field
+    def document_type(self, info: HubInfo) -> DocumentType | None:
+        kind = resources_of(info).document_types.get(self.type)
+        if kind is None:  # a type since removed from the configuration
+            return None
+        return DocumentType(
+            key=kind.key,
+            label=kind.label,
+            description=kind.description,
+            metadata_schema=kind.metadata_schema,
+        )
+
+    @strawberry.field(description="File versions, newest first.")
+    async def versions(self, info: HubInfo) -> list[DocumentVersion]:
+        rows = await info.context.loader(documents.versions_of_documents).load(uuid.UUID(self.id))
+        return [DocumentVersion.from_model(row) for row in rows]
+
+    @strawberry.field(description="The newest file version, or null before the first upload.")
+    async def latest_version(self, info: HubInfo) -> DocumentVersion | None:
+        rows = await info.context.loader(documents.versions_of_documents).load(uuid.UUID(self.id))
+        return DocumentVersion.from_model(rows[0]) if rows else None
+
+    @strawberry.field(description="The strongest permission the caller holds on it.")
+    async def my_permission(self, info: HubInfo) -> Permission | None:  # type: ignore[valid-type]
+        return await info.context.loader(
+            documents.permissions_on, principal=info.context.principal
+        ).load(uuid.UUID(self.id))
+
+    @strawberry.field(description="Who it is shared with; shown to those who may manage it.")
+    async def shares(self, info: HubInfo) -> list[DocumentShare]:
+        id = uuid.UUID(self.id)
+        permission = await info.context.loader(
+            documents.permissions_on, principal=info.context.principal
+        ).load(id)
+        if permission is not models.Permission.MANAGE:
+            return []
+        rows = await info.context.loader(documents.shares_of_documents).load(id)
+        return [DocumentShare.from_model(row) for row in rows]
+
+
+@strawberry.type
+class SearchHit:
+    document: Document
+    rank: float
+    snippet: str = strawberry.field(
+        description="Matching passages, HTML-escaped, matches wrapped in <mark>."
+    )
+
+
+@strawberry.enum
+class SearchMode(enum.Enum):
+    FULLTEXT = "fulltext"
+    FUZZY = "fuzzy"
+
+
+@strawberry.type
+class SearchResults:
+    nodes: list[SearchHit]
+    page_info: PageInfo
+    mode: SearchMode = strawberry.field(
+        description="FUZZY when full-text search found nothing and titles were matched by "
+        "similarity (typos)."
+    )
+
+
+@strawberry.type
+class AuditEntry:
+    id: strawberry.ID
+    seq: int
+    document_id: strawberry.ID | None
+    action: str
+    actor: User | None
+    request_id: str | None
+    at: datetime
+    changes: JSON
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_model(cls, entry: models.AuditEntry) -> AuditEntry:
+        return cls(
+            id=_id(entry.id),
+            seq=entry.seq,
+            document_id=_optional_id(entry.document_id),
+            action=entry.action,
+            actor=User(id=_id(entry.actor_id)) if entry.actor_id else None,
+            request_id=entry.request_id,
+            at=entry.at,
+            changes=entry.changes,
+            prev_hash=entry.prev_hash,
+            hash=entry.hash,
+        )
+
+
+@strawberry.type
+class AuditVerification:
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    first_broken_id: strawberry.ID | None
+    reason: str | None
+
+
+@strawberry.enum
+class DocumentChangeAction(enum.Enum):
+    CREATED = audit.CREATED
+    UPDATED = audit.UPDATED
+    DELETED = audit.DELETED
+    RESTORED = audit.RESTORED
+    VERSION_ADDED = audit.VERSION_ADDED
+    SHARED = audit.SHARED
+    UNSHARED = audit.UNSHARED
+
+
+@strawberry.type
+class DocumentChange:
+    document_id: strawberry.ID
+    action: DocumentChangeAction
+    version: int
+    document: Document | None = strawberry.field(
+        description="The document now; null once it is in the trash."
+    )
+
+
+# --- typed mutation errors --------------------------------------------------------------
+
+
+@strawberry.interface(description="A mutation refused for a reason the client can act on.")
+class MutationError:
+    message: str
+    code: str
+
+
+@strawberry.type
+class InvalidInput(MutationError):
+    field: str | None
+
+
+@strawberry.type(description="No such document, or none the caller may see.")
+class DocumentNotFound(MutationError):
+    pass
+
+
+@strawberry.type
+class PermissionDenied(MutationError):
+    pass
+
+
+@strawberry.type(description="The document changed since the version the update names.")
+class VersionConflict(MutationError):
+    current_version: int
+
+
+@strawberry.type(description="The file was refused (size or media type); nothing was kept.")
+class UploadRejected(MutationError):
+    limit: int | None
+    media_type: str | None
+
+
+@strawberry.type
+class PurgedDocument:
+    id: strawberry.ID
+
+
+T = TypeVar("T")
+
+
+def typed_error(error: HubError, allowed: tuple[type, ...]) -> Any:
+    """The GraphQL type for a refusal the mutation declares; anything else is raised."""
+    typed: Any
+    if isinstance(error, Unauthenticated):
+        raise error
+    if isinstance(error, errors.VersionConflict):
+        typed = VersionConflict(
+            message=error.message,
+            code=error.code,
+            current_version=int(error.details.get("current_version", 0)),
+        )
+    elif isinstance(error, errors.PayloadTooLarge | errors.UnsupportedMediaType):
+        typed = UploadRejected(
+            message=error.message,
+            code=error.code,
+            limit=error.details.get("limit"),
+            media_type=error.details.get("media_type"),
+        )
+    elif isinstance(error, NotFound):
+        typed = DocumentNotFound(message=error.message, code=error.code)
+    elif isinstance(error, Forbidden):
+        typed = PermissionDenied(message=error.message, code=error.code)
+    elif isinstance(error, BadInput):
+        typed = InvalidInput(
+            message=error.message, code=error.code, field=error.details.get("field")
+        )
+    else:
+        raise error
+    if not isinstance(typed, allowed):
+        raise error
+    return typed
+
+
+async def attempt(work: Callable[[], Awaitable[T]], *allowed: type) -> T | Any:
+    try:
+        return await work()
+    except HubError as error:
+        return typed_error(error, allowed)
+
+
+CreateDocumentResult = Annotated[Document | InvalidInput, strawberry.union("CreateDocumentResult")]
+UpdateDocumentResult = Annotated[
+    Document | InvalidInput | DocumentNotFound | PermissionDenied | VersionConflict,
+    strawberry.union("UpdateDocumentResult"),
+]
+DeleteDocumentResult = Annotated[
+    Document | DocumentNotFound | PermissionDenied | VersionConflict,
+    strawberry.union("DeleteDocumentResult"),
+]
+RestoreDocumentResult = Annotated[
+    Document | DocumentNotFound | PermissionDenied, strawberry.union("RestoreDocumentResult")
+]
+PurgeDocumentResult = Annotated[
+    PurgedDocument | DocumentNotFound | PermissionDenied, strawberry.union("PurgeDocumentResult")
+]
+ShareDocumentResult = Annotated[
+    DocumentShare | InvalidInput | DocumentNotFound | PermissionDenied,
+    strawberry.union("ShareDocumentResult"),
+]
+UnshareDocumentResult = Annotated[
+    Document | DocumentNotFound | PermissionDenied, strawberry.union("UnshareDocumentResult")
+]
+UploadDocumentVersionResult = Annotated[
+    DocumentVersion | InvalidInput | DocumentNotFound | PermissionDenied | UploadRejected,
+    strawberry.union("UploadDocumentVersionResult"),
+]
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+
+@strawberry.input
+class DocumentFilter:
+    type: str | None = None
+    tags: list[str] | None = strawberry.field(
+        default=None, description="Documents with all of them."
+    )
+    status: DocumentStatus | None = None  # type: ignore[valid-type]
+    owner_id: strawberry.ID | None = None
+    organization_id: strawberry.ID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    trashed: bool = strawberry.field(
+        default=False, description="The trash instead: deleted documents the caller manages."
+    )
+
+    def parsed(self) -> documents.DocumentFilter:
+        return documents.DocumentFilter(
+            type=self.type,
+            tags=tuple(self.tags or ()),
+            status=models.DocumentStatus(self.status) if self.status else None,
+            owner_id=parse_id(self.owner_id, "ownerId") if self.owner_id else None,
+            organization_id=parse_id(self.organization_id, "organizationId")
+            if self.organization_id
+            else None,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            updated_after=self.updated_after,
+            updated_before=self.updated_before,
+            trashed=self.trashed,
+        )
 
 
 @strawberry.input
 class CreateDocumentInput:
     title: str
-    owner_id: strawberry.ID
+    description: str = ""
+    type: str | None = strawberry.field(default=None, description="Default: `general`.")
+    tags: list[str] = strawberry.field(default_factory=list)
+    metadata: JSON | None = None
+    status: DocumentStatus = models.DocumentStatus.DRAFT  # type: ignore[valid-type]
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="One of the caller's organizations."
+    )
+    visibility: Visibility = models.Visibility.PRIVATE  # type: ignore[valid-type]
+
+
+@strawberry.input(description="Fields left out stay as they are.")
+class UpdateDocumentInput:
+    id: strawberry.ID
+    version: int = strawberry.field(description="The version the change was made against.")
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    type: str | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+    status: DocumentStatus | None = strawberry.UNSET  # type: ignore[valid-type]
+    organization_id: strawberry.ID | None = strawberry.UNSET
+    visibility: Visibility | None = strawberry.UNSET  # type: ignore[valid-type]
+
+    def changes(self) -> documents.DocumentChanges:
+        given = {
+            name: value
+            for name, value in vars(self).items()
+            if name not in ("id", "version") and value is not strawberry.UNSET
+        }
+        if given.get("organization_id") is not None:
+            given["organization_id"] = parse_id(given["organization_id"], "organizationId")
+        for required in ("title", "type", "status", "visibility"):
+            if required in given and given[required] is None:
+                raise BadInput(f"{required} cannot be null", field=required)
+        return documents.DocumentChanges(**given)
+
+
+@strawberry.input
+class ShareDocumentInput:
+    document_id: strawberry.ID
+    permission: Permission  # type: ignore[valid-type]
+    user_id: strawberry.ID | None = None
+    role: str | None = None
+    expires_at: datetime | None = None
+
+
+# --- operations -------------------------------------------------------------------------
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="One document by id, or null when there is none.")
+    @strawberry.field(description="A document the caller may read, or null (also when missing).")
     async def document(self, info: HubInfo, id: strawberry.ID) -> Document | None:
-        document = await info.context.loader(service.documents_by_ids).load(parse_id(id))
+        document = await info.context.loader(
+            documents.documents_by_ids, principal=info.context.principal
+        ).load(parse_id(id))
         return Document.from_model(document) if document else None
 
-    @strawberry.field(description="Documents, newest first.")
+    @strawberry.field(description="Documents the caller may read, newest first.")
     async def documents(
-        self, info: HubInfo, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+        self,
+        info: HubInfo,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: DocumentFilter | None = None,
     ) -> Connection[Document]:
+        parsed = filter.parsed() if filter else documents.DocumentFilter()
         async with info.context.session() as session:
-            page = await service.list_documents(session, first=first, after=after)
+            page = await documents.list_documents(
+                session, principal=info.context.principal, first=first, after=after, filter=parsed
+            )
         return Connection.of(page, Document.from_model)
+
+    @strawberry.field(description="Full-text search, best first; typo-tolerant on titles.")
+    async def search_documents(
+        self,
+        info: HubInfo,
+        query: str,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: DocumentFilter | None = None,
+    ) -> SearchResults:
+        parsed = filter.parsed() if filter else documents.DocumentFilter()
+        async with info.context.session() as session:
+            results = await search.search_documents(
+                session,
+                resources_of(info),
+                principal=info.context.principal,
+                query=query,
+                filter=parsed,
+                first=first,
+                after=after,
+            )
+        return SearchResults(
+            nodes=[
+                SearchHit(
+                    document=Document.from_model(document), rank=hit.rank, snippet=hit.snippet
+                )
+                for hit, document in results.hits
+            ],
+            page_info=PageInfo(has_next_page=results.has_next_page, end_cursor=results.end_cursor),
+            mode=SearchMode(results.mode),
+        )
+
+    @strawberry.field(description="The document types of this deployment.")
+    def document_types(self, info: HubInfo) -> list[DocumentType]:
+        return [
+            DocumentType(
+                key=kind.key,
+                label=kind.label,
+                description=kind.description,
+                metadata_schema=kind.metadata_schema,
+            )
+            for kind in resources_of(info).document_types.values()
+        ]
+
+    @federated.field(
+        authenticated=True,
+        description="The audit trail, oldest first: of one document (for those who manage "
+        "it), or all of it (administrators).",
+    )
+    async def audit_trail(
+        self,
+        info: HubInfo,
+        document_id: strawberry.ID | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> Connection[AuditEntry]:
+        caller = info.context.user
+        target = parse_id(document_id, "documentId") if document_id else None
+        async with info.context.session() as session:
+            if target is None or not access.is_admin(caller):
+                await audit_access(session, caller, target)
+            page = await audit.trail(session, document_id=target, first=first, after=_seq(after))
+        return Connection.of(page, AuditEntry.from_model)
+
+    @federated.field(
+        requires_scopes=[["admin"]],
+        description="Walk the whole audit chain; report the first entry that does not hold.",
+    )
+    async def verify_audit_trail(self, info: HubInfo) -> AuditVerification:
+        async with info.context.session() as session:
+            result = await audit.verify(session, principal=info.context.principal)
+        return AuditVerification(
+            ok=result.ok,
+            checked=result.checked,
+            first_broken_seq=result.first_broken_seq,
+            first_broken_id=_optional_id(result.first_broken_id),
+            reason=result.reason,
+        )
+
+
+async def audit_access(session: Any, caller: Any, document_id: uuid.UUID | None) -> None:
+    from subgraphs.common.auth import require_scope
+
+    if document_id is None:
+        require_scope(caller, "admin")
+        return
+    await documents.lock_document(
+        session, caller, document_id, models.Permission.MANAGE, lock=False
+    )
+
+
+def _seq(after: str | None) -> int | None:
+    if after is None:
+        return None
+    if not after.isdigit():
+        raise BadInput(f"invalid cursor: {after!r}", field="after")
+    return int(after)
+
+
+async def upload_chunks(upload: Any) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(CHUNK_SIZE):
+        yield chunk
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation
-    async def create_document(self, info: HubInfo, input: CreateDocumentInput) -> Document:
-        owner_id = parse_id(input.owner_id, "ownerId")
-        async with info.context.session() as session:
-            document = await service.create_document(session, title=input.title, owner_id=owner_id)
-        return Document.from_model(document)
+    @federated.mutation(authenticated=True, description="A new document owned by the caller.")
+    async def create_document(
+        self, info: HubInfo, input: CreateDocumentInput
+    ) -> CreateDocumentResult:
+        async def work() -> Document:
+            async with info.context.session() as session:
+                document = await documents.create_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    title=input.title,
+                    description=input.description,
+                    type=input.type,
+                    tags=input.tags,
+                    metadata=input.metadata,
+                    status=models.DocumentStatus(input.status),
+                    organization_id=parse_id(input.organization_id, "organizationId")
+                    if input.organization_id
+                    else None,
+                    visibility=models.Visibility(input.visibility),
+                )
+            return Document.from_model(document)
+
+        return await attempt(work, InvalidInput)
+
+    @federated.mutation(
+        authenticated=True, description="Change fields; refused if `version` is stale."
+    )
+    async def update_document(
+        self, info: HubInfo, input: UpdateDocumentInput
+    ) -> UpdateDocumentResult:
+        async def work() -> Document:
+            async with info.context.session() as session:
+                document = await documents.update_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=parse_id(input.id),
+                    expected_version=input.version,
+                    changes=input.changes(),
+                )
+            return Document.from_model(document)
+
+        return await attempt(
+            work, InvalidInput, DocumentNotFound, PermissionDenied, VersionConflict
+        )
+
+    @federated.mutation(authenticated=True, description="Move to the trash (restorable).")
+    async def delete_document(
+        self, info: HubInfo, id: strawberry.ID, version: int | None = None
+    ) -> DeleteDocumentResult:
+        async def work() -> Document:
+            async with info.context.session() as session:
+                document = await documents.delete_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=parse_id(id),
+                    expected_version=version,
+                )
+            return Document.from_model(document)
+
+        return await attempt(work, DocumentNotFound, PermissionDenied, VersionConflict)
+
+    @federated.mutation(authenticated=True, description="Take a document out of the trash.")
+    async def restore_document(self, info: HubInfo, id: strawberry.ID) -> RestoreDocumentResult:
+        async def work() -> Document:
+            async with info.context.session() as session:
+                document = await documents.restore_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=parse_id(id),
+                )
+            return Document.from_model(document)
+
+        return await attempt(work, DocumentNotFound, PermissionDenied)
+
+    @federated.mutation(
+        authenticated=True, description="Remove a document in the trash for good, files too."
+    )
+    async def purge_document(self, info: HubInfo, id: strawberry.ID) -> PurgeDocumentResult:
+        async def work() -> PurgedDocument:
+            document_id = parse_id(id)
+            async with info.context.session() as session:
+                await documents.purge_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=document_id,
+                )
+            return PurgedDocument(id=_id(document_id))
+
+        return await attempt(work, DocumentNotFound, PermissionDenied)
+
+    @federated.mutation(
+        authenticated=True,
+        description="Share with a user or a role; sharing again replaces the grant.",
+    )
+    async def share_document(self, info: HubInfo, input: ShareDocumentInput) -> ShareDocumentResult:
+        async def work() -> DocumentShare:
+            async with info.context.session() as session:
+                share = await sharing.share_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=parse_id(input.document_id, "documentId"),
+                    permission=models.Permission(input.permission),
+                    user_id=parse_id(input.user_id, "userId") if input.user_id else None,
+                    role=input.role,
+                    expires_at=input.expires_at,
+                )
+            return DocumentShare.from_model(share)
+
+        return await attempt(work, InvalidInput, DocumentNotFound, PermissionDenied)
+
+    @federated.mutation(authenticated=True)
+    async def unshare_document(
+        self, info: HubInfo, document_id: strawberry.ID, share_id: strawberry.ID
+    ) -> UnshareDocumentResult:
+        async def work() -> Document:
+            async with info.context.session() as session:
+                document = await sharing.unshare_document(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=parse_id(document_id, "documentId"),
+                    share_id=parse_id(share_id, "shareId"),
+                )
+            return Document.from_model(document)
+
+        return await attempt(work, DocumentNotFound, PermissionDenied)
+
+    @federated.mutation(
+        authenticated=True,
+        description="Upload a file (GraphQL multipart request) as the document's next version.",
+    )
+    async def upload_document_version(
+        self, info: HubInfo, document_id: strawberry.ID, file: Upload
+    ) -> UploadDocumentVersionResult:
+        async def work() -> DocumentVersion:
+            async with info.context.session() as session:
+                version = await files.upload_version(
+                    session,
+                    resources_of(info),
+                    principal=info.context.principal,
+                    client=info.context.client,
+                    document_id=parse_id(document_id, "documentId"),
+                    filename=getattr(file, "filename", None),
+                    media_type=getattr(file, "content_type", None),
+                    chunks=upload_chunks(file),
+                    declared_size=getattr(file, "size", None),
+                )
+            return DocumentVersion.from_model(version)
+
+        return await attempt(work, InvalidInput, DocumentNotFound, PermissionDenied, UploadRejected)
 
 
-schema = federated_schema(query=Query, mutation=Mutation, types=[Document, User])
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Changes to the documents the caller may read (one of them, or all).",
+    )
+    async def document_changed(
+        self, info: HubInfo, document_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[DocumentChange, None]:
+        caller = require_user(info.context.principal)
+        wanted = parse_id(document_id, "documentId") if document_id else None
+        async for change in events.changes(info.context.redis):
+            if wanted is not None and change.document_id != wanted:
+                continue
+            async with info.context.session() as session:
+                visible = await documents.visible_to(
+                    session, principal=caller, document_id=change.document_id
+                )
+            if visible is None:
+                continue
+            info.context.clear_loaders()  # each event is answered with what is true now
+            yield DocumentChange(
+                document_id=_id(change.document_id),
+                action=DocumentChangeAction(change.action),
+                version=change.version,
+                document=Document.from_model(visible) if visible.deleted_at is None else None,
+            )
+
+
+schema = federated_schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[
+        Document,
+        User,
+        InvalidInput,
+        DocumentNotFound,
+        PermissionDenied,
+        VersionConflict,
+        UploadRejected,
+    ],
+)

@@ -32,8 +32,10 @@ async def seed(router) -> dict[str, str]:
     token = login["login"]["accessToken"]
     document = await execute(
         router,
-        "mutation($i: CreateDocumentInput!) { createDocument(input: $i) { id } }",
-        {"i": {"title": "Tender RC", "ownerId": user_id}},
+        "mutation($i: CreateDocumentInput!) { createDocument(input: $i) {"
+        " ... on Document { id } } }",
+        {"i": {"title": "Tender RC"}},
+        {"authorization": f"Bearer {token}"},
     )
     document_id = document["createDocument"]["id"]
     await execute(
@@ -58,6 +60,7 @@ async def test_one_query_crosses_all_four_subgraphs(router) -> None:
                     notifications { nodes { title } } }
             workflows { definitionKey state document { title } } } }""",
         {"id": ids["document"]},
+        {"authorization": f"Bearer {ids['token']}"},
     )
     document = data["document"]
     assert document["title"] == "Tender RC"

@@ -41,7 +41,7 @@ def from_seed(**variables: Any) -> Variables:
 
 
 async def new_document(router: httpx.AsyncClient, seeded: Seeded) -> dict[str, Any]:
-    return {"input": {"title": "Specification", "ownerId": seeded["user"]}}
+    return {"input": {"title": "Specification"}}
 
 
 async def new_workflow(router: httpx.AsyncClient, seeded: Seeded) -> dict[str, Any]:
