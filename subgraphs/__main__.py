@@ -16,12 +16,15 @@ from pathlib import Path
 from graphql import GraphQLError
 
 from subgraphs import schema_checks
-from subgraphs.catalog import SUBGRAPHS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 
 
 def migrate() -> int:
+    # Imported here, not above: loading all four subgraphs takes seconds, which the schema
+    # checks (breaking-changes, check-operations) do not need to spend.
+    from subgraphs.catalog import SUBGRAPHS
+
     for subgraph in SUBGRAPHS:
         created = subgraph.migrate()
         settings = subgraph.settings()
@@ -33,6 +36,8 @@ def migrate() -> int:
 
 
 def export_schema(check: bool) -> int:
+    from subgraphs.catalog import SUBGRAPHS
+
     stale = []
     for subgraph in SUBGRAPHS:
         path = SCHEMA_DIR / f"{subgraph.name}.graphql"
