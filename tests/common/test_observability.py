@@ -7,7 +7,9 @@ import json
 import logging
 
 import pytest
+from conftest import BY_NAME, client_for
 from prometheus_client.parser import text_string_to_metric_families
+from router.conftest import TraceCollector
 
 from subgraphs.common.observability import (
     TEXT_LOG_FORMAT,
@@ -95,3 +97,29 @@ async def test_metrics_count_requests_by_route_template(clients) -> None:
     }
     assert routes["/api/v1/documents/{document_id}"]["status"] == "404"
     assert missing not in text
+
+
+async def test_a_subgraph_exports_traces_when_an_otlp_endpoint_is_set(monkeypatch) -> None:
+    from opentelemetry import trace
+
+    collector = TraceCollector()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    app = BY_NAME["content"].app()
+    try:
+        async with client_for(app) as client:
+            response = await client.get(
+                "/health",
+                # The router's trace context, continued by the subgraph's span.
+                headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+            )
+        assert response.status_code == 200
+    finally:
+        # The provider is process-wide: flush it, then shut it down so that nothing else in
+        # this test run exports (or waits at exit for a collector that is gone).
+        provider = trace.get_tracer_provider()
+        provider.force_flush()  # type: ignore[attr-defined]
+        provider.shutdown()  # type: ignore[attr-defined]
+        await app.state.redis.close()
+        await app.state.engine.dispose()
+        collector.close()
+    assert "/v1/traces" in collector.paths

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,33 @@ PRODUCTION_RATE_LIMIT = 5  # requests per minute and client
 class ProductionRouter:
     url: str
     log_file: Path
+    collector: TraceCollector
+
+
+class TraceCollector:
+    """Stands in for an OpenTelemetry collector: records the paths of OTLP/HTTP posts."""
+
+    def __init__(self) -> None:
+        paths: list[str] = []
+        self.paths = paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                paths.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class BlackHole:
@@ -70,6 +98,7 @@ def production_router(
     manifest = directory / "persisted-documents.json"
     manifest.write_text(json.dumps(TRUSTED_DOCUMENTS))
     black_hole = BlackHole()
+    collector = TraceCollector()
     port = free_port()
     env = {
         **stack.env,
@@ -81,6 +110,8 @@ def production_router(
         "HUB_ROUTER_TRUST_FORWARDED_FOR": "true",
         "HUB_ROUTER_SUBGRAPH_TIMEOUT": "1",
         "HUB_WORKFLOW_URL": f"http://127.0.0.1:{black_hole.port}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # export spans every 0.2 s, not every 5 s
     }
     url = f"http://127.0.0.1:{port}"
     process = ManagedProcess(
@@ -94,10 +125,11 @@ def production_router(
     supervisor.start()
     try:
         supervisor.wait_ready(60, progress=False)
-        yield ProductionRouter(url=url, log_file=supervisor.log_file(process.name))
+        yield ProductionRouter(url, supervisor.log_file(process.name), collector)
     finally:
         supervisor.stop()
         black_hole.close()
+        collector.close()
 
 
 _clients = iter(range(1, 1_000_000))

@@ -132,3 +132,14 @@ async def test_a_task_logs_under_the_request_id_that_queued_it(stack, router) ->
             break
         await asyncio.sleep(0.1)
     assert log_lines_with(stack, "worker", f"[{request_id}]"), "the worker never logged the id"
+
+
+async def test_the_router_exports_traces_when_an_otlp_endpoint_is_set(
+    production, production_router
+) -> None:
+    await production.post("/graphql", json={"documentId": "documents"})
+    for _ in range(50):
+        if "/v1/traces" in production_router.collector.paths:
+            break
+        await asyncio.sleep(0.1)
+    assert "/v1/traces" in production_router.collector.paths
