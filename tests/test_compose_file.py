@@ -30,7 +30,7 @@ def known_variables() -> set[str]:
     known = {f"HUB_{field.upper()}" for field in HubSettings.model_fields}
     for subgraph in SUBGRAPHS:
         prefix = subgraph.settings_class.model_config["env_prefix"]
-        known |= {f"{prefix}{field.upper()}" for field in ServiceSettings.model_fields}
+        known |= {f"{prefix}{field.upper()}" for field in subgraph.settings_class.model_fields}
     return known | ROUTER_VARIABLES
 
 

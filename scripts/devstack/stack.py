@@ -194,6 +194,16 @@ class Stack:
         )
         procs.append(
             ManagedProcess(
+                name="workflow-scheduler",
+                # Workflow's durable timers, API requests of actions and incoming events.
+                argv=[python, "-m", "subgraphs.workflow", "scheduler"],
+                env=self.env,
+                cwd=self.root,
+                ready_log=r"scheduler running",
+            )
+        )
+        procs.append(
+            ManagedProcess(
                 name="router",
                 argv=[str(self.root / "router" / "start")],
                 env=self.env,

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from subgraphs.common.rest import CursorPage, Session
-from subgraphs.workflow import service
+from subgraphs.common.rest import Caller, CursorPage, Session, SignedIn
+from subgraphs.workflow.service import definitions, instances, tasks
+from subgraphs.workflow.service.updates import announce
 
 router = APIRouter(tags=["workflows"])
+
+
+class DefinitionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    key: str
+    version: int
+    name: str
+    source: str
+    created_at: datetime
+
+
+class DefinitionIn(BaseModel):
+    source: str = Field(min_length=1, description="The definition, YAML or JSON text.")
 
 
 class InstanceOut(BaseModel):
@@ -21,7 +37,11 @@ class InstanceOut(BaseModel):
 
     id: uuid.UUID
     definition_key: str
+    definition_version: int | None
     state: str
+    status: str
+    version: int
+    data: dict[str, Any]
     subject_type: str
     subject_id: uuid.UUID
     created_at: datetime
@@ -32,29 +52,215 @@ class InstanceIn(BaseModel):
     definition_key: str = Field(min_length=1, max_length=100)
     subject_type: Literal["Document", "User"] = "Document"
     subject_id: uuid.UUID
+    data: dict[str, Any] | None = None
+
+
+class ActionIn(BaseModel):
+    action: str = Field(min_length=1, max_length=100)
+    comment: str | None = Field(default=None, max_length=10_000)
+    data: dict[str, Any] | None = None
+    expected_version: int | None = None
+
+
+class CancelIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class TransitionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    trigger: str
+    from_state: str | None
+    to_state: str
+    actor_id: uuid.UUID | None
+    comment: str | None
+    changes: dict[str, Any]
+    created_at: datetime
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    instance_id: uuid.UUID
+    name: str
+    title: str
+    state: str
+    status: str
+    outcomes: list[str]
+    assignee_id: uuid.UUID | None
+    role: str | None
+    due_at: datetime | None
+    escalated_at: datetime | None
+    outcome: str | None
+    comment: str | None
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class CompleteIn(BaseModel):
+    outcome: str = Field(min_length=1, max_length=100)
+    comment: str | None = Field(default=None, max_length=10_000)
+    data: dict[str, Any] | None = None
+
+
+class DelegateIn(BaseModel):
+    user_id: uuid.UUID
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class ActionRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    instance_id: uuid.UUID
+    spec: dict[str, Any]
+    status: str
+    attempts: int
+    error: str | None
+
+
+Limit = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+
+
+# --- instances (declared before /workflows/{key}/... so that "instances" is no key) -----
 
 
 @router.post("/workflows/instances", status_code=201, response_model=InstanceOut)
-async def start_workflow(body: InstanceIn, session: Session) -> InstanceOut:
-    instance = await service.start_workflow(
+async def start_workflow(
+    body: InstanceIn, session: Session, caller: Caller, request: Request
+) -> InstanceOut:
+    instance = await instances.start_workflow(
         session,
         definition_key=body.definition_key,
         subject_type=body.subject_type,
         subject_id=body.subject_id,
+        principal=caller,
+        data=body.data,
     )
+    await announce(request.app.state.redis, [instance.id])
     return InstanceOut.model_validate(instance)
 
 
 @router.get("/workflows/instances", response_model=CursorPage[InstanceOut])
 async def list_instances(
     session: Session,
-    limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+    limit: int = Limit,
     cursor: str | None = None,
+    definition_key: str | None = None,
+    status: Literal["running", "completed", "cancelled"] | None = None,
 ) -> CursorPage[InstanceOut]:
-    page = await service.list_instances(session, first=limit, after=cursor)
+    page = await instances.list_instances(
+        session, first=limit, after=cursor, definition_key=definition_key, status=status
+    )
     return CursorPage.of(page, InstanceOut)
 
 
 @router.get("/workflows/instances/{instance_id}", response_model=InstanceOut)
 async def get_instance(instance_id: uuid.UUID, session: Session) -> InstanceOut:
-    return InstanceOut.model_validate(await service.get_instance(session, instance_id))
+    return InstanceOut.model_validate(await instances.get_instance(session, instance_id))
+
+
+@router.get("/workflows/instances/{instance_id}/transitions", response_model=list[TransitionOut])
+async def transitions(instance_id: uuid.UUID, session: Session) -> list[TransitionOut]:
+    await instances.get_instance(session, instance_id)
+    rows = (await instances.transitions_of_instances(session, [instance_id]))[0]
+    return [TransitionOut.model_validate(row) for row in rows]
+
+
+@router.post("/workflows/instances/{instance_id}/actions", response_model=InstanceOut)
+async def perform_action(
+    instance_id: uuid.UUID, body: ActionIn, session: Session, caller: SignedIn, request: Request
+) -> InstanceOut:
+    instance = await instances.act(
+        session,
+        caller,
+        instance_id,
+        body.action,
+        comment=body.comment,
+        data=body.data,
+        expected_version=body.expected_version,
+    )
+    await announce(request.app.state.redis, [instance.id])
+    return InstanceOut.model_validate(instance)
+
+
+@router.post("/workflows/instances/{instance_id}/cancel", response_model=InstanceOut)
+async def cancel(
+    instance_id: uuid.UUID, body: CancelIn, session: Session, caller: SignedIn, request: Request
+) -> InstanceOut:
+    instance = await instances.cancel(session, caller, instance_id, body.comment)
+    await announce(request.app.state.redis, [instance.id])
+    return InstanceOut.model_validate(instance)
+
+
+@router.post("/workflows/action-runs/{run_id}/retry", response_model=ActionRunOut)
+async def retry_action(run_id: uuid.UUID, session: Session, caller: SignedIn) -> ActionRunOut:
+    return ActionRunOut.model_validate(await instances.retry_action(session, caller, run_id))
+
+
+# --- definitions --------------------------------------------------------------------------
+
+
+@router.get("/workflows", response_model=list[DefinitionOut])
+async def list_definitions(session: Session) -> list[DefinitionOut]:
+    return [DefinitionOut.model_validate(row) for row in await definitions.list_latest(session)]
+
+
+@router.post("/workflows", status_code=201, response_model=DefinitionOut)
+async def publish_definition(
+    body: DefinitionIn, session: Session, caller: SignedIn
+) -> DefinitionOut:
+    return DefinitionOut.model_validate(await definitions.publish(session, caller, body.source))
+
+
+@router.get("/workflows/{key}/versions", response_model=list[DefinitionOut])
+async def definition_versions(key: str, session: Session) -> list[DefinitionOut]:
+    return [
+        DefinitionOut.model_validate(row) for row in await definitions.versions_of(session, key)
+    ]
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+
+@router.get("/tasks", response_model=CursorPage[TaskOut])
+async def inbox(
+    session: Session,
+    caller: SignedIn,
+    limit: int = Limit,
+    cursor: str | None = None,
+    status: Literal["open", "completed", "cancelled"] | None = "open",
+) -> CursorPage[TaskOut]:
+    page = await tasks.inbox(session, caller, first=limit, after=cursor, status=status)
+    return CursorPage.of(page, TaskOut)
+
+
+@router.post("/tasks/{task_id}/claim", response_model=TaskOut)
+async def claim(
+    task_id: uuid.UUID, session: Session, caller: SignedIn, request: Request
+) -> TaskOut:
+    task = await tasks.claim(session, caller, task_id)
+    await announce(request.app.state.redis, [task.instance_id])
+    return TaskOut.model_validate(task)
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskOut)
+async def complete(
+    task_id: uuid.UUID, body: CompleteIn, session: Session, caller: SignedIn, request: Request
+) -> TaskOut:
+    task = await tasks.complete(
+        session, caller, task_id, body.outcome, comment=body.comment, data=body.data
+    )
+    await announce(request.app.state.redis, [task.instance_id])
+    return TaskOut.model_validate(task)
+
+
+@router.post("/tasks/{task_id}/delegate", response_model=TaskOut)
+async def delegate(
+    task_id: uuid.UUID, body: DelegateIn, session: Session, caller: SignedIn, request: Request
+) -> TaskOut:
+    task = await tasks.delegate(session, caller, task_id, body.user_id, body.comment)
+    await announce(request.app.state.redis, [task.instance_id])
+    return TaskOut.model_validate(task)

@@ -1,0 +1,1 @@
+"""Workflow's domain rules, one module per concept. GraphQL and REST both call these."""

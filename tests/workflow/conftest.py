@@ -1,0 +1,59 @@
+"""Helpers for workflow's tests: publishing definitions, acting, firing timers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from conftest import Account, graphql, sign_up
+
+PUBLISH = """mutation($s: String!) { publishWorkflowDefinition(source: $s) {
+  __typename ... on WorkflowDefinition { id key version }
+  ... on DefinitionRejected { message problems { line path message } } } }"""
+START = """mutation($i: StartWorkflowInput!) { startWorkflow(input: $i) {
+  id state status version definitionVersion } }"""
+ACT = """mutation($i: WorkflowActionInput!) { performWorkflowAction(input: $i) {
+  __typename ... on WorkflowInstance { id state status version data }
+  ... on WorkflowError { message code } ... on WorkflowConflict { currentVersion } } }"""
+INSTANCE = """query($id: ID!) { workflowInstance(id: $id) {
+  state status version definitionVersion availableActions data
+  transitions { name trigger fromState toState actorId comment changes }
+  tasks { id name status role assigneeId outcomes title escalatedAt } } }"""
+
+
+def unique_key(prefix: str = "test") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def admin(apps, clients) -> Account:
+    return await sign_up(clients["identity"], roles=("admin",), apps=apps)
+
+
+async def publish(clients, admin: Account, source: str) -> dict[str, Any]:
+    result = await graphql(clients["workflow"], PUBLISH, {"s": source}, admin.headers)
+    return result["data"]["publishWorkflowDefinition"]
+
+
+async def start(
+    clients, account: Account, key: str, *, data: dict | None = None, document: str | None = None
+) -> dict[str, Any]:
+    variables = {"definitionKey": key, "documentId": document or str(uuid.uuid4()), "data": data}
+    result = await graphql(clients["workflow"], START, {"i": variables}, account.headers)
+    assert "errors" not in result, result
+    return result["data"]["startWorkflow"]
+
+
+async def act(
+    clients, account: Account, instance: str, action: str, **fields: Any
+) -> dict[str, Any]:
+    variables = {"instanceId": instance, "action": action, **fields}
+    result = await graphql(clients["workflow"], ACT, {"i": variables}, account.headers)
+    assert "errors" not in result, result
+    return result["data"]["performWorkflowAction"]
+
+
+async def instance_of(clients, account: Account, instance: str) -> dict[str, Any]:
+    result = await graphql(clients["workflow"], INSTANCE, {"id": instance}, account.headers)
+    return result["data"]["workflowInstance"]
