@@ -790,6 +790,8 @@ class Mutation:
         self, info: HubInfo, document_id: strawberry.ID, file: Upload
     ) -> UploadDocumentVersionResult:
         async def work() -> DocumentVersion:
+            if not hasattr(file, "read"):
+                raise BadInput("send the file as a multipart request part", field="file")
             async with info.context.session() as session:
                 version = await files.upload_version(
                     session,

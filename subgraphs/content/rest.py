@@ -6,6 +6,7 @@ a signed-in caller. A document the caller may not read answers 404, like a missi
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from subgraphs.common.rest import Caller, Client, CursorPage, Session, SignedIn
@@ -143,6 +144,17 @@ class DocumentTypeOut(BaseModel):
     metadata_schema: dict[str, Any]
 
 
+def _iso_8601(value: object) -> object:
+    # Pydantic would also read "0.5" as seconds since 1970; the API promises ISO 8601.
+    if isinstance(value, str) and not ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 date-time with a time zone")
+    return value
+
+
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+DateTimeParam = Annotated[AwareDatetime | None, BeforeValidator(_iso_8601)]
+
+
 class Filters:
     """The list and search filters, as query parameters."""
 
@@ -153,10 +165,10 @@ class Filters:
         status: DocumentStatus | None = None,
         owner_id: uuid.UUID | None = None,
         organization_id: uuid.UUID | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
+        created_after: DateTimeParam = None,
+        created_before: DateTimeParam = None,
+        updated_after: DateTimeParam = None,
+        updated_before: DateTimeParam = None,
         trashed: bool = False,
     ) -> None:
         self.filter = documents.DocumentFilter(
@@ -270,13 +282,13 @@ async def document_types(content: Content) -> list[DocumentTypeOut]:
     ]
 
 
-@router.get("/documents/{document_id}", response_model=DocumentOut)
+@router.get("/documents/{document_id:uuid}", response_model=DocumentOut)
 async def get_document(document_id: uuid.UUID, session: Session, caller: Caller) -> DocumentOut:
     document = await documents.get_document(session, principal=caller, document_id=document_id)
     return await _one(session, document)
 
 
-@router.patch("/documents/{document_id}", response_model=DocumentOut)
+@router.patch("/documents/{document_id:uuid}", response_model=DocumentOut)
 async def update_document(
     document_id: uuid.UUID,
     body: DocumentPatch,
@@ -298,7 +310,7 @@ async def update_document(
     return await _one(session, document)
 
 
-@router.delete("/documents/{document_id}", status_code=204)
+@router.delete("/documents/{document_id:uuid}", status_code=204)
 async def delete_document(
     document_id: uuid.UUID,
     session: Session,
@@ -324,7 +336,7 @@ async def delete_document(
     return Response(status_code=204)
 
 
-@router.post("/documents/{document_id}/restore", response_model=DocumentOut)
+@router.post("/documents/{document_id:uuid}/restore", response_model=DocumentOut)
 async def restore_document(
     document_id: uuid.UUID, session: Session, content: Content, caller: SignedIn, client: Client
 ) -> DocumentOut:
@@ -334,7 +346,7 @@ async def restore_document(
     return await _one(session, document)
 
 
-@router.get("/documents/{document_id}/versions", response_model=list[VersionOut])
+@router.get("/documents/{document_id:uuid}/versions", response_model=list[VersionOut])
 async def list_versions(
     document_id: uuid.UUID, session: Session, caller: Caller
 ) -> list[VersionOut]:
@@ -359,7 +371,7 @@ UPLOAD_BODY = {
 
 
 @router.post(
-    "/documents/{document_id}/versions",
+    "/documents/{document_id:uuid}/versions",
     status_code=201,
     response_model=VersionOut,
     openapi_extra=UPLOAD_BODY,
@@ -392,7 +404,7 @@ async def upload_version(
 
 
 @router.get(
-    "/documents/{document_id}/content",
+    "/documents/{document_id:uuid}/content",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
 )
@@ -426,13 +438,13 @@ async def _closing(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@router.get("/documents/{document_id}/shares", response_model=list[ShareOut])
+@router.get("/documents/{document_id:uuid}/shares", response_model=list[ShareOut])
 async def list_shares(document_id: uuid.UUID, session: Session, caller: SignedIn) -> list[ShareOut]:
     rows = await sharing.list_shares(session, principal=caller, document_id=document_id)
     return [ShareOut.model_validate(row) for row in rows]
 
 
-@router.post("/documents/{document_id}/shares", status_code=201, response_model=ShareOut)
+@router.post("/documents/{document_id:uuid}/shares", status_code=201, response_model=ShareOut)
 async def share_document(
     document_id: uuid.UUID,
     body: ShareIn,
@@ -455,7 +467,7 @@ async def share_document(
     return ShareOut.model_validate(share)
 
 
-@router.delete("/documents/{document_id}/shares/{share_id}", status_code=204)
+@router.delete("/documents/{document_id:uuid}/shares/{share_id:uuid}", status_code=204)
 async def unshare_document(
     document_id: uuid.UUID,
     share_id: uuid.UUID,
@@ -475,7 +487,7 @@ async def unshare_document(
     return Response(status_code=204)
 
 
-@router.get("/documents/{document_id}/audit", response_model=CursorPage[AuditEntryOut])
+@router.get("/documents/{document_id:uuid}/audit", response_model=CursorPage[AuditEntryOut])
 async def audit_trail(
     document_id: uuid.UUID,
     session: Session,
