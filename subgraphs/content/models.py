@@ -187,3 +187,21 @@ class AuditEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxEvent(UUIDPrimaryKey, Base):
+    """A domain event for other services, stored in the transaction of the change it reports.
+
+    The relay publishes it to the deployment's event stream (subgraphs/common/events.py);
+    communication notifies people of it, workflow moves instances on it.
+    """
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("ix_outbox_events_published_at_created_at", "published_at", "created_at"),
+    )
+
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -222,6 +222,15 @@ async def create_document(
     )
     document.search_vector = search_vector(resources, document)
     session.add(document)
+    events.emit(
+        session,
+        events.DOCUMENT_CREATED,
+        document_id=document.id,
+        document_title=document.title,
+        document_type=document.type,
+        owner_id=document.owner_id,
+        organization_id=document.organization_id,
+    )
     await commit_change(
         session,
         resources,
@@ -326,6 +335,13 @@ async def delete_document(
     document.deleted_at = utcnow()
     document.deleted_by = caller.user_id
     document.version += 1
+    events.emit(
+        session,
+        events.DOCUMENT_DELETED,
+        document_id=document.id,
+        document_title=document.title,
+        actor_id=caller.user_id,
+    )
     await commit_change(
         session,
         resources,

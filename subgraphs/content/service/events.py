@@ -1,4 +1,5 @@
-"""Announcing changes: on Redis pub/sub for subscribers in every replica, and to the cache.
+"""Announcing changes: to subscribers of every replica (Redis pub/sub) and the search cache,
+and as domain events for other services (the outbox, relayed to the event stream).
 
 A change is announced after its transaction committed. Redis being down does not undo
 a committed change: the announcement is logged as lost, and cached search results expire
@@ -7,14 +8,17 @@ on their own (they are also re-checked against access rules on every hit).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.redis import Namespace
+from subgraphs.content.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +59,16 @@ async def changes(redis: Namespace) -> AsyncIterator[DocumentChange]:
             )
         except (KeyError, ValueError, TypeError):
             log.warning("ignoring a malformed document change: %r", event)
+
+
+# Domain events for other services (communication notifies, workflow moves instances).
+DOCUMENT_CREATED = "content.document_created"
+DOCUMENT_SHARED = "content.document_shared"
+DOCUMENT_VERSION_ADDED = "content.document_version_added"
+DOCUMENT_DELETED = "content.document_deleted"
+
+
+def emit(session: AsyncSession, type: str, **data: object) -> None:
+    """Add a domain event to the session: it is committed with the change, or not at all."""
+    payload = json.loads(json.dumps(data, default=str))
+    session.add(OutboxEvent(type=type, payload=payload))

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal, require_user
@@ -25,8 +25,8 @@ from subgraphs.common.database import utcnow
 from subgraphs.common.errors import BadInput, Forbidden, HubError, NotFound
 from subgraphs.content import extraction
 from subgraphs.content.errors import PayloadTooLarge, UnsupportedMediaType
-from subgraphs.content.models import Document, DocumentVersion, Permission
-from subgraphs.content.service import access, audit
+from subgraphs.content.models import Document, DocumentShare, DocumentVersion, Permission
+from subgraphs.content.service import access, audit, events
 from subgraphs.content.service.documents import (
     announce_change,
     commit_change,
@@ -174,6 +174,17 @@ async def upload_version(
         document.version += 1
         document.updated_at = utcnow()
         document.search_vector = search_vector(resources, document)
+        events.emit(
+            session,
+            events.DOCUMENT_VERSION_ADDED,
+            document_id=document_id,
+            document_title=document.title,
+            document_type=document.type,
+            owner_id=document.owner_id,
+            version=number,
+            uploaded_by=caller.user_id,
+            recipient_ids=await _people_to_tell(session, document, caller),
+        )
         await commit_change(
             session,
             resources,
@@ -196,6 +207,21 @@ async def upload_version(
         raise
     await announce_change(resources, document, audit.VERSION_ADDED)
     return version
+
+
+async def _people_to_tell(
+    session: AsyncSession, document: Document, caller: Principal
+) -> list[uuid.UUID]:
+    """The owner and the users it is shared with (while the share lasts), but the uploader."""
+    shared = await session.scalars(
+        select(DocumentShare.user_id).where(
+            DocumentShare.document_id == document.id,
+            DocumentShare.user_id.is_not(None),
+            or_(DocumentShare.expires_at.is_(None), DocumentShare.expires_at > func.now()),
+        )
+    )
+    people = [document.owner_id, *(id for id in shared if id is not None)]
+    return sorted({id for id in people if id != caller.user_id}, key=str)
 
 
 async def _extract(resources: Resources, key: str, media_type: str, size: int) -> str:

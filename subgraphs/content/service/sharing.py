@@ -14,7 +14,7 @@ from subgraphs.common.client import ClientInfo
 from subgraphs.common.database import utcnow
 from subgraphs.common.errors import BadInput, NotFound
 from subgraphs.content.models import Document, DocumentShare, Permission
-from subgraphs.content.service import audit
+from subgraphs.content.service import audit, events
 from subgraphs.content.service.documents import commit_change, lock_document
 from subgraphs.content.service.resources import Resources
 
@@ -78,6 +78,16 @@ async def share_document(
     share.permission = permission
     share.expires_at = expires_at
     document.version += 1
+    if user_id is not None:  # a role has no one to tell
+        events.emit(
+            session,
+            events.DOCUMENT_SHARED,
+            document_id=document_id,
+            document_title=document.title,
+            grantee_id=user_id,
+            permission=permission.value,
+            shared_by=caller.user_id,
+        )
     await commit_change(
         session,
         resources,
