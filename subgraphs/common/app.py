@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import strawberry
 from fastapi import APIRouter, FastAPI, Request
@@ -32,9 +34,11 @@ class HubGraphQLRouter(GraphQLRouter[Context, None]):
         header = params.get("Authorization") or params.get("authorization")
         if header is None and context.principal is not None:
             return UNSET  # authenticated by the upgrade request's own header
+        verifier = context.verifier
+        assert verifier is not None, "the context getter sets the verifier"
         try:
             token = bearer_token(str(header) if header is not None else None)
-            context.principal = await context.verifier.verify(token) if token else None
+            context.principal = await verifier.verify(token) if token else None
         except HubError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         return UNSET
@@ -56,7 +60,9 @@ def create_app(
     description: str,
     context_class: Callable[..., Context] = Context,
     verifier: TokenVerifier | None = None,
+    background: Sequence[Callable[[FastAPI], Coroutine[Any, Any, None]]] = (),
 ) -> FastAPI:
+    """`background`: loops run for the life of the served app (e.g. an outbox relay)."""
     # Neither creates a connection yet: building the app does no I/O.
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
@@ -64,7 +70,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running = [asyncio.create_task(loop(app)) for loop in background]
         yield
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         await namespace.close()
         await engine.dispose()
 

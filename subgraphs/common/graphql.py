@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -22,9 +22,10 @@ from subgraphs.common.settings import ServiceSettings
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+P = ParamSpec("P")
 
 # Composition with @theguild/federation-composition accepts federation up to 2.9.
-FEDERATION_VERSION = "2.9"
+FEDERATION_VERSION: Final = "2.9"
 
 
 class Context(BaseContext):
@@ -64,19 +65,24 @@ class Context(BaseContext):
         return require_user(self.principal)
 
     def loader(
-        self, batch: Callable[..., Awaitable[Sequence[V]]], **bound: Any
+        self,
+        batch: Callable[Concatenate[AsyncSession, list[K], P], Awaitable[Sequence[V]]],
+        *args: P.args,
+        **bound: P.kwargs,
     ) -> DataLoader[K, V]:
         """The request's DataLoader for `batch(session, keys, **bound)`, made on first use.
 
         `bound` carries what the batch needs besides the keys, typically the caller
         (`principal=ctx.principal`) so that access rules apply inside the one query.
         """
+        if args:
+            raise TypeError("pass what a loader's batch needs besides the keys by name")
         cache_key = (batch, tuple((name, id(value)) for name, value in sorted(bound.items())))
         if cache_key not in self._loaders:
 
             async def load(keys: list[K]) -> Sequence[V]:
                 async with self.session() as session:
-                    return await batch(session, keys, **bound)
+                    return await batch(session, keys, *args, **bound)
 
             self._loaders[cache_key] = DataLoader(load_fn=load)
         return self._loaders[cache_key]

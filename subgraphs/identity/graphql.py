@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -245,7 +245,7 @@ class SecurityEvent:
             ip=event.ip,
             user_agent=event.user_agent,
             request_id=event.request_id,
-            details=event.details,
+            details=cast(JSON, event.details),
             created_at=event.created_at,
         )
 
@@ -472,7 +472,7 @@ class Mutation:
             )
         return True
 
-    @federated.mutation
+    @federated.mutation()
     async def verify_email(self, info: HubInfo, token: str) -> User:
         async with info.context.session() as session:
             user = await accounts.verify_email(session, token=token, client=info.context.client)

@@ -26,7 +26,7 @@ ALGORITHM = "RS256"
 # Serializes key creation across replicas: two processes must not both rotate.
 ROTATION_LOCK = 0x48554249  # "HUBI"
 
-_private_keys: dict[str, Any] = {}
+_private_keys: dict[str, rsa.RSAPrivateKey] = {}
 
 
 def _generate() -> SigningKey:
@@ -101,9 +101,9 @@ async def jwks(session: AsyncSession, settings: IdentitySettings) -> dict[str, A
 def sign(key: SigningKey, claims: dict[str, Any]) -> str:
     private = _private_keys.get(key.kid)
     if private is None:
-        private = _private_keys[key.kid] = serialization.load_pem_private_key(
-            key.private_pem.encode(), password=None
-        )
+        loaded = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
+        assert isinstance(loaded, rsa.RSAPrivateKey), "identity only makes RSA keys"
+        private = _private_keys[key.kid] = loaded
     return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 

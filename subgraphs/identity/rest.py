@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -181,7 +181,9 @@ auth = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @auth.post("/register", status_code=201, response_model=UserOut)
-async def register(body: RegisterIn, session: Session, settings: Settings, client: Client):
+async def register(
+    body: RegisterIn, session: Session, settings: Settings, client: Client
+) -> UserOut:
     user = await accounts.register(
         session,
         settings=settings,
@@ -200,7 +202,7 @@ async def register(body: RegisterIn, session: Session, settings: Settings, clien
 )
 async def login(
     body: LoginIn, session: Session, redis: Redis, settings: Settings, roles: Roles, client: Client
-):
+) -> TokensOut | MfaRequiredOut:
     result = await sessions.login(
         session,
         redis=redis,
@@ -223,7 +225,7 @@ async def verify_mfa(
     settings: Settings,
     roles: Roles,
     client: Client,
-):
+) -> TokensOut:
     pair = await mfa.verify_login(
         session,
         redis=redis,
@@ -239,7 +241,7 @@ async def verify_mfa(
 @auth.post("/refresh", response_model=TokensOut)
 async def refresh(
     body: RefreshIn, session: Session, settings: Settings, roles: Roles, client: Client
-):
+) -> TokensOut:
     pair = await sessions.refresh(
         session, settings=settings, roles=roles, refresh_token=body.refresh_token, client=client
     )
@@ -247,7 +249,9 @@ async def refresh(
 
 
 @auth.post("/logout", status_code=204)
-async def logout(session: Session, caller: Caller, client: Client, body: LogoutIn | None = None):
+async def logout(
+    session: Session, caller: Caller, client: Client, body: LogoutIn | None = None
+) -> Response:
     await sessions.logout(
         session,
         principal=caller,
@@ -258,7 +262,7 @@ async def logout(session: Session, caller: Caller, client: Client, body: LogoutI
 
 
 @auth.get("/sessions", response_model=list[SessionOut])
-async def list_sessions(session: Session, caller: SignedIn):
+async def list_sessions(session: Session, caller: SignedIn) -> list[SessionOut]:
     rows = await sessions.list_sessions(session, principal=caller)
     return [
         SessionOut(
@@ -274,25 +278,31 @@ async def list_sessions(session: Session, caller: SignedIn):
 
 
 @auth.delete("/sessions/{session_id}", status_code=204)
-async def revoke_session(session_id: uuid.UUID, session: Session, caller: SignedIn, client: Client):
+async def revoke_session(
+    session_id: uuid.UUID, session: Session, caller: SignedIn, client: Client
+) -> Response:
     await sessions.revoke_session(session, principal=caller, session_id=session_id, client=client)
     return Response(status_code=204)
 
 
 @auth.post("/mfa/setup", response_model=EnrollmentOut)
-async def mfa_setup(session: Session, caller: SignedIn):
+async def mfa_setup(session: Session, caller: SignedIn) -> EnrollmentOut:
     enrollment = await mfa.start_enrollment(session, principal=caller)
     return EnrollmentOut(secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri)
 
 
 @auth.post("/mfa/confirm", response_model=RecoveryCodesOut)
-async def mfa_confirm(body: CodeIn, session: Session, caller: SignedIn, client: Client):
+async def mfa_confirm(
+    body: CodeIn, session: Session, caller: SignedIn, client: Client
+) -> RecoveryCodesOut:
     codes = await mfa.confirm_enrollment(session, principal=caller, code=body.code, client=client)
     return RecoveryCodesOut(recovery_codes=codes)
 
 
 @auth.post("/mfa/recovery-codes", response_model=RecoveryCodesOut)
-async def mfa_recovery_codes(body: CodeIn, session: Session, caller: SignedIn, client: Client):
+async def mfa_recovery_codes(
+    body: CodeIn, session: Session, caller: SignedIn, client: Client
+) -> RecoveryCodesOut:
     codes = await mfa.regenerate_recovery_codes(
         session, principal=caller, code=body.code, client=client
     )
@@ -300,7 +310,9 @@ async def mfa_recovery_codes(body: CodeIn, session: Session, caller: SignedIn, c
 
 
 @auth.post("/mfa/disable", status_code=204)
-async def mfa_disable(body: DisableMfaIn, session: Session, caller: SignedIn, client: Client):
+async def mfa_disable(
+    body: DisableMfaIn, session: Session, caller: SignedIn, client: Client
+) -> Response:
     await mfa.disable(
         session, principal=caller, code=body.code, password=body.password, client=client
     )
@@ -308,26 +320,30 @@ async def mfa_disable(body: DisableMfaIn, session: Session, caller: SignedIn, cl
 
 
 @auth.post("/email/verification", status_code=202)
-async def request_email_verification(session: Session, settings: Settings, caller: SignedIn):
+async def request_email_verification(
+    session: Session, settings: Settings, caller: SignedIn
+) -> dict[str, str]:
     await accounts.request_email_verification(session, settings=settings, principal=caller)
     return {"status": "queued"}
 
 
 @auth.post("/email/verify", response_model=UserOut)
-async def verify_email(body: TokenIn, session: Session, client: Client):
+async def verify_email(body: TokenIn, session: Session, client: Client) -> UserOut:
     return UserOut.model_validate(
         await accounts.verify_email(session, token=body.token, client=client)
     )
 
 
 @auth.post("/password/reset-request", status_code=202)
-async def request_password_reset(body: EmailIn, session: Session, settings: Settings):
+async def request_password_reset(
+    body: EmailIn, session: Session, settings: Settings
+) -> dict[str, str]:
     await accounts.request_password_reset(session, settings=settings, email=body.email)
     return {"status": "queued if the account exists"}
 
 
 @auth.post("/password/reset", status_code=204)
-async def reset_password(body: ResetIn, session: Session, client: Client):
+async def reset_password(body: ResetIn, session: Session, client: Client) -> Response:
     await accounts.reset_password(
         session, token=body.token, new_password=body.new_password, client=client
     )
@@ -337,7 +353,7 @@ async def reset_password(body: ResetIn, session: Session, client: Client):
 @auth.post("/password/change", status_code=204)
 async def change_password(
     body: ChangePasswordIn, session: Session, caller: SignedIn, client: Client
-):
+) -> Response:
     await accounts.change_password(
         session,
         principal=caller,
@@ -354,7 +370,7 @@ users = APIRouter(prefix="/users", tags=["users"])
 
 
 @users.get("/me", response_model=UserOut)
-async def me(session: Session, caller: SignedIn):
+async def me(session: Session, caller: SignedIn) -> UserOut:
     return UserOut.model_validate(await accounts.get_user(session, caller.user_id))
 
 
@@ -368,7 +384,7 @@ async def list_users(
     active: bool | None = None,
     organization_id: uuid.UUID | None = None,
     role: str | None = Query(None, max_length=64),
-):
+) -> CursorPage[UserOut]:
     page = await accounts.list_users(
         session,
         principal=caller,
@@ -383,14 +399,16 @@ async def list_users(
 
 
 @users.get("/{user_id}", response_model=UserOut)
-async def get_user(user_id: uuid.UUID, session: Session, caller: Caller):
+async def get_user(user_id: uuid.UUID, session: Session, caller: Caller) -> UserOut:
     return UserOut.model_validate(
         await accounts.read_user(session, principal=caller, user_id=user_id)
     )
 
 
 @users.post("/{user_id}/deactivate", response_model=UserOut)
-async def deactivate(user_id: uuid.UUID, session: Session, caller: Caller, client: Client):
+async def deactivate(
+    user_id: uuid.UUID, session: Session, caller: Caller, client: Client
+) -> UserOut:
     return UserOut.model_validate(
         await accounts.set_active(
             session, principal=caller, user_id=user_id, active=False, client=client
@@ -399,7 +417,9 @@ async def deactivate(user_id: uuid.UUID, session: Session, caller: Caller, clien
 
 
 @users.post("/{user_id}/reactivate", response_model=UserOut)
-async def reactivate(user_id: uuid.UUID, session: Session, caller: Caller, client: Client):
+async def reactivate(
+    user_id: uuid.UUID, session: Session, caller: Caller, client: Client
+) -> UserOut:
     return UserOut.model_validate(
         await accounts.set_active(
             session, principal=caller, user_id=user_id, active=True, client=client
@@ -415,7 +435,7 @@ async def grant_role(
     caller: Caller,
     roles: Roles,
     client: Client,
-):
+) -> Response:
     await access.grant_role(
         session,
         principal=caller,
@@ -436,7 +456,7 @@ async def revoke_role(
     caller: Caller,
     client: Client,
     organization_id: uuid.UUID | None = None,
-):
+) -> Response:
     await access.revoke_role(
         session,
         principal=caller,
@@ -459,7 +479,7 @@ async def list_organizations(
     caller: Caller,
     limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = None,
-):
+) -> CursorPage[OrganizationOut]:
     page = await access.list_organizations(session, principal=caller, first=limit, after=cursor)
     return CursorPage.of(page, OrganizationOut)
 
@@ -467,7 +487,7 @@ async def list_organizations(
 @organizations.post("", status_code=201, response_model=OrganizationOut)
 async def create_organization(
     body: OrganizationIn, session: Session, caller: Caller, client: Client
-):
+) -> OrganizationOut:
     organization = await access.create_organization(
         session, principal=caller, slug=body.slug, name=body.name, client=client
     )
@@ -475,7 +495,9 @@ async def create_organization(
 
 
 @organizations.get("/{organization_id}", response_model=OrganizationOut)
-async def get_organization(organization_id: uuid.UUID, session: Session, caller: Caller):
+async def get_organization(
+    organization_id: uuid.UUID, session: Session, caller: Caller
+) -> OrganizationOut:
     organization = await access.get_organization(
         session, principal=caller, organization_id=organization_id
     )
@@ -493,14 +515,14 @@ async def security_events(
     cursor: str | None = None,
     user_id: uuid.UUID | None = None,
     type: str | None = Query(None, max_length=64),
-):
+) -> CursorPage[SecurityEventOut]:
     require_scope(caller, AUDIT_READ)
     page = await audit.list_events(session, first=limit, after=cursor, user_id=user_id, type=type)
     return CursorPage.of(page, SecurityEventOut)
 
 
 @well_known.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
-async def jwks(session: Session, settings: Settings, response: Response):
+async def jwks(session: Session, settings: Settings, response: Response) -> dict[str, Any]:
     # Short cache: services refetch on an unknown kid anyway, so rotation is seen at once.
     response.headers["Cache-Control"] = "public, max-age=60"
     await keys.current_key(session, settings)  # a fresh deployment publishes a key at once

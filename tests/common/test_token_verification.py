@@ -17,13 +17,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from subgraphs.identity import SUBGRAPH, keys
+from subgraphs.identity.settings import IdentitySettings
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def hand_made(header: dict, claims: dict, sign) -> str:  # type: ignore[no-untyped-def]
+def hand_made(header: dict, claims: dict, sign) -> str:
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
     return f"{signing_input}.{sign(signing_input.encode())}"
 
@@ -31,7 +32,9 @@ def hand_made(header: dict, claims: dict, sign) -> str:  # type: ignore[no-untyp
 async def signed_by_identity(apps, claims: dict) -> str:
     """A token signed with identity's real current key (to test the claim checks alone)."""
     async with apps["identity"].state.sessions() as session:
-        key = await keys.current_key(session, SUBGRAPH.settings())
+        settings = SUBGRAPH.settings()
+        assert isinstance(settings, IdentitySettings)
+        key = await keys.current_key(session, settings)
     return keys.sign(key, claims)
 
 

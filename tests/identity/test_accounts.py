@@ -37,12 +37,11 @@ async def stored_user(apps, user_id: str) -> User:
 
 async def test_email_is_normalized_and_unique_regardless_of_case(clients) -> None:
     email = unique_email().replace("@example.com", "@Example.COM")
-    variables = {"i": {"email": email, "password": PASSWORD, "displayName": "Ada"}}
-    created = await graphql(clients["identity"], REGISTER, variables)
+    fields = {"email": email, "password": PASSWORD, "displayName": "Ada"}
+    created = await graphql(clients["identity"], REGISTER, {"i": fields})
     assert created["data"]["register"]["email"] == email.lower()
 
-    variables["i"]["email"] = email.upper()
-    again = await graphql(clients["identity"], REGISTER, variables)
+    again = await graphql(clients["identity"], REGISTER, {"i": {**fields, "email": email.upper()}})
     assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
     rest = await clients["identity"].post(
         "/api/v1/auth/register",
@@ -85,6 +84,7 @@ async def test_passwords_are_stored_as_argon2id_and_rehashed_when_parameters_cha
 ) -> None:
     account = await sign_up(clients["identity"])
     user = await stored_user(apps, account.id)
+    assert user.password_hash is not None
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
 
@@ -97,6 +97,7 @@ async def test_passwords_are_stored_as_argon2id_and_rehashed_when_parameters_cha
     )
     assert login.status_code == 200
     rehashed = (await stored_user(apps, account.id)).password_hash
+    assert rehashed is not None
     assert rehashed != weaker and not PasswordHasher().check_needs_rehash(rehashed)
 
 
