@@ -50,9 +50,11 @@ class GraphQLSubscriptions:
 
 
 @asynccontextmanager
-async def graphql_ws(url: str) -> AsyncIterator[GraphQLSubscriptions]:
+async def graphql_ws(url: str, token: str | None = None) -> AsyncIterator[GraphQLSubscriptions]:
+    """`token`: signed in, as `connection_init`'s {"Authorization": "Bearer …"}."""
+    payload = {"Authorization": f"Bearer {token}"} if token else {}
     async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
-        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         ack = json.loads(await socket.recv())
         assert ack["type"] == "connection_ack", ack
         yield GraphQLSubscriptions(socket)

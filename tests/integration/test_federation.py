@@ -46,8 +46,15 @@ async def seed(router) -> dict[str, str]:
             "w": {"definitionKey": "tender-review", "documentId": document_id},
             "n": {"recipientId": user_id, "title": "Tender RC awaits review"},
         },
+        {"authorization": f"Bearer {token}"},  # a user may notify themselves
     )
-    return {"user": user_id, "document": document_id, "token": token}
+    return {
+        "user": user_id,
+        "document": document_id,
+        "token": token,
+        "email": email,
+        "password": "a sturdy passphrase 42",
+    }
 
 
 async def test_one_query_crosses_all_four_subgraphs(router) -> None:
@@ -93,7 +100,7 @@ async def test_the_worker_delivers_queued_notifications(router) -> None:
 async def test_a_subscription_event_reaches_the_client_through_the_router(stack, router) -> None:
     ids = await seed(router)
     ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
-    async with graphql_ws(ws_url) as client:
+    async with graphql_ws(ws_url, ids["token"]) as client:
         subscription = await client.subscribe(
             """subscription($id: ID!) { notificationAdded(recipientId: $id) {
                 title status recipient { id displayName } } }""",
@@ -106,6 +113,7 @@ async def test_a_subscription_event_reaches_the_client_through_the_router(stack,
                 router,
                 "mutation($n: SendNotificationInput!) { sendNotification(input: $n) { id } }",
                 {"n": {"recipientId": ids["user"], "title": f"Bid received #{attempt}"}},
+                {"authorization": f"Bearer {ids['token']}"},
             )
             try:
                 message = await asyncio.wait_for(client.receive(), timeout=1.5)

@@ -26,7 +26,10 @@ async def send_notification(router: httpx.AsyncClient, seeded: Seeded) -> dict[s
 
 async def notification_of(router: httpx.AsyncClient, seeded: Seeded) -> dict[str, Any]:
     sent = await execute(
-        router, OPERATIONS["SendNotification"].text, await send_notification(router, seeded)
+        router,
+        OPERATIONS["SendNotification"].text,
+        await send_notification(router, seeded),
+        {"authorization": f"Bearer {seeded['token']}"},
     )
     return {"id": sent["sendNotification"]["id"]}
 
@@ -55,6 +58,11 @@ async def workflow_of(router: httpx.AsyncClient, seeded: Seeded) -> dict[str, An
     return {"id": started["startWorkflow"]["id"]}
 
 
+async def new_account(router: httpx.AsyncClient, seeded: Seeded) -> dict[str, Any]:
+    email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    return {"input": {"email": email, "password": seeded["password"], "displayName": "New"}}
+
+
 async def no_variables(router: httpx.AsyncClient, seeded: Seeded) -> dict[str, Any]:
     return {}
 
@@ -71,6 +79,9 @@ EXAMPLES: dict[str, Variables] = {
     "SendNotification": send_notification,
     "MarkNotificationRead": notification_of,
     "NotificationAdded": from_seed(recipientId="user"),
+    "Me": no_variables,
+    "Register": new_account,
+    "Login": from_seed(email="email", password="password"),
 }
 
 
@@ -96,7 +107,7 @@ async def first_event(
     stack, router, operation: Operation, variables: dict[str, Any], seeded: Seeded
 ) -> dict[str, Any]:
     ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
-    async with graphql_ws(ws_url) as client:
+    async with graphql_ws(ws_url, seeded["token"]) as client:
         subscription = await client.subscribe(operation.text, variables)
         # The subscription is live once the subgraph listens; send until an event lands.
         for _ in range(20):
@@ -104,6 +115,7 @@ async def first_event(
                 router,
                 OPERATIONS["SendNotification"].text,
                 await send_notification(router, seeded),
+                {"authorization": f"Bearer {seeded['token']}"},
             )
             try:
                 message = await asyncio.wait_for(client.receive(), timeout=1.5)
