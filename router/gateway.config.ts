@@ -77,7 +77,15 @@ export const gatewayConfig = defineConfig({
         // Strawberry serves graphql-transport-ws on /graphql. The gateway's SSE transport
         // gets no events from Strawberry (it ends SSE lines with \r\n), and plain HTTP
         // subscriptions fail with "Cannot return null for non-nullable field".
-        subscriptions: { kind: 'ws', location: '/graphql' },
+        subscriptions: {
+          kind: 'ws',
+          location: '/graphql',
+          // The client's token from its connection_init reaches the subgraph the same way,
+          // so subgraphs authenticate subscribers themselves (communication's notificationAdded).
+          options: {
+            connectionParams: { Authorization: '{context.connectionParams.Authorization}' },
+          },
+        },
         // Identical in-flight subgraph queries are merged; benchmarks that repeat one
         // query turn this off to measure the real work.
         deduplicateInflightRequests: settings.deduplicate,

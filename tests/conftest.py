@@ -31,13 +31,28 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_ID = uuid.uuid4().hex[:8]
+# pytest loads this file as `tests.conftest` and test modules import it again as `conftest`:
+# both copies must agree on the run (its databases, namespaces, ports), hence the environment.
+RUN_ID = os.environ.setdefault("HUB_TEST_RUN_ID", uuid.uuid4().hex[:8])
 SERVICES = ("identity", "content", "communication", "workflow")
 
 for _name in SERVICES:
     os.environ[f"HUB_{_name.upper()}_DATABASE_NAME"] = f"hubtest_{RUN_ID}_{_name}"
     os.environ[f"HUB_{_name.upper()}_REDIS_NAMESPACE"] = f"hubtest:{RUN_ID}:{_name}"
 os.environ.setdefault("HUB_ENV", "development")
+os.environ["HUB_EVENTS_STREAM"] = f"hubtest:{RUN_ID}:events"
+# Communication's delivery, fast enough to watch retries and a dead worker's redelivery;
+# its SMTP server is the local one tests/integration/test_communication.py starts.
+SMTP_PORT = int(os.environ.setdefault("HUB_TEST_SMTP_PORT", str(random.randint(20000, 29999))))
+COMMUNICATION_TEST_ENV = {
+    "HUB_COMMUNICATION_SMTP_PORT": str(SMTP_PORT),
+    "HUB_COMMUNICATION_RETRY_BASE_SECONDS": "0.5",
+    "HUB_COMMUNICATION_RETRY_MAX_SECONDS": "2",
+    "HUB_COMMUNICATION_MAX_ATTEMPTS": "3",
+    "HUB_COMMUNICATION_SEND_TIMEOUT_SECONDS": "3",
+    "HUB_COMMUNICATION_TASK_VISIBILITY_TIMEOUT": "12",
+}
+os.environ.update(COMMUNICATION_TEST_ENV)
 # Content's uploaded files, for in-process apps and the spawned stack alike.
 CONTENT_FILES = Path(tempfile.gettempdir()) / f"hubtest_{RUN_ID}_content_files"
 os.environ["HUB_CONTENT_STORAGE_PATH"] = str(CONTENT_FILES)
@@ -245,6 +260,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # The whole suite is one client (127.0.0.1) of this router: a per-client limit
             # would only make tests flaky. tests/router/ checks it on a router of its own.
             "HUB_ROUTER_RATE_LIMIT": "off",
+            **COMMUNICATION_TEST_ENV,
         },
     )
     stack.migrate()

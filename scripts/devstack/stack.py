@@ -132,6 +132,7 @@ class Stack:
         for service in SUBGRAPHS:
             isolation[f"HUB_{service.upper()}_DATABASE_NAME"] = f"{database_prefix}_{service}"
             isolation[f"HUB_{service.upper()}_REDIS_NAMESPACE"] = f"{namespace}:{service}"
+        isolation["HUB_EVENTS_STREAM"] = f"{namespace}:events"
         return cls(
             backing,
             ports=ports or StackPorts.free(),
@@ -190,6 +191,17 @@ class Stack:
                 # Celery logs "celery@host ready." once it consumes: cheaper than polling
                 # `celery inspect ping`, which imports the whole app each time.
                 ready_log=r"\bready\.\s*$",
+            )
+        )
+        procs.append(
+            ManagedProcess(
+                name="events",
+                # Communication's consumer of the domain-event stream (notifications from
+                # identity's and content's events).
+                argv=[python, "-m", "subgraphs.communication", "consume-events"],
+                env=self.env,
+                cwd=self.root,
+                ready_log=r"consuming events from ",
             )
         )
         procs.append(

@@ -36,6 +36,12 @@ class HubSettings(BaseSettings):
     )
     jwks_cache_seconds: int = 300
 
+    # Domain events between services (subgraphs/common/events.py): one stream per deployment.
+    events_stream: str = "hub:events"
+    events_redis_url: str | None = Field(
+        default=None, description="Redis holding the event stream; default HUB_REDIS_URL."
+    )
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"

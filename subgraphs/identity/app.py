@@ -2,8 +2,10 @@ from fastapi import FastAPI
 
 from subgraphs.common.app import create_app
 from subgraphs.common.auth import TokenVerifier
+from subgraphs.common.events import run_outbox_relay
 from subgraphs.identity import keys, rest
 from subgraphs.identity.graphql import schema
+from subgraphs.identity.models import OutboxEvent
 from subgraphs.identity.settings import IdentitySettings
 
 
@@ -15,6 +17,7 @@ def build(settings: IdentitySettings | None = None) -> FastAPI:
         rest=rest.router,
         title="Hub identity",
         description="Users, credentials, roles, organizations, MFA, sessions and tokens.",
+        background=[relay_outbox],
     )
     app.include_router(rest.well_known)
 
@@ -30,3 +33,9 @@ def build(settings: IdentitySettings | None = None) -> FastAPI:
         cache_seconds=settings.hub.jwks_cache_seconds,
     )
     return app
+
+
+async def relay_outbox(app: FastAPI) -> None:
+    """Publish the outbox (emails to send, security alerts) to the deployment's event stream."""
+    settings = app.state.settings
+    await run_outbox_relay(app.state.sessions, OutboxEvent, settings.hub, source="identity")

@@ -149,8 +149,9 @@ class EmailToken(UUIDPrimaryKey, Base):
 class OutboxEvent(UUIDPrimaryKey, Base):
     """A domain event for other services, stored in the same transaction as its cause.
 
-    The communication service will consume these (emails to send); until then they are
-    the record of what would have been sent. Never logged: some carry one-time tokens.
+    Published to the deployment's event stream by the relay in app.py (see
+    subgraphs/common/events.py); the communication service turns them into emails and
+    alerts. Never logged: some carry one-time tokens.
     """
 
     __tablename__ = "outbox_events"

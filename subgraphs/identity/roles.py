@@ -29,9 +29,22 @@ ORGANIZATIONS_WRITE = "organizations:write"
 AUDIT_READ = "audit:read"
 KEYS_ROTATE = "keys:rotate"
 ADMIN = "admin"
+# Communication's: notify any user; read anyone's notifications and the dead letters.
+NOTIFICATIONS_SEND = "notifications:send"
+NOTIFICATIONS_ADMIN = "notifications:admin"
 
 ADMIN_PERMISSIONS = frozenset(
-    {ADMIN, USERS_READ, USERS_WRITE, ROLES_GRANT, ORGANIZATIONS_WRITE, AUDIT_READ, KEYS_ROTATE}
+    {
+        ADMIN,
+        USERS_READ,
+        USERS_WRITE,
+        ROLES_GRANT,
+        ORGANIZATIONS_WRITE,
+        AUDIT_READ,
+        KEYS_ROTATE,
+        NOTIFICATIONS_SEND,
+        NOTIFICATIONS_ADMIN,
+    }
 )
 MEMBER_PERMISSIONS = frozenset({"documents:read", "documents:write", "notifications:read"})
 

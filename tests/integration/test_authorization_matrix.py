@@ -12,6 +12,7 @@ import httpx
 import pytest
 from conftest import ROOT, SERVICES
 from graphql import (
+    EnumTypeDefinitionNode,
     FieldDefinitionNode,
     InputObjectTypeDefinitionNode,
     ListTypeNode,
@@ -51,6 +52,8 @@ def _value(node: TypeNode, inputs: dict[str, InputObjectTypeDefinitionNode]) -> 
     if isinstance(node, ListTypeNode):
         return f"[{_value(node.type, inputs)}]"
     name = _named(node)
+    if name in ENUMS:
+        return ENUMS[name]
     if name in inputs:
         fields = [
             f"{f.name.value}: {_value(f.type, inputs)}"
@@ -61,10 +64,21 @@ def _value(node: TypeNode, inputs: dict[str, InputObjectTypeDefinitionNode]) -> 
     return {"Int": "1", "Float": "1.0", "Boolean": "true"}.get(name, f'"{uuid.uuid4()}"')
 
 
+# enum type name -> its first value, from every subgraph's schema
+ENUMS: dict[str, str] = {}
+
+
 def protected_fields() -> list[Protected]:
     found = []
     for subgraph in SERVICES:
         document = parse((ROOT / "schema" / f"{subgraph}.graphql").read_text())
+        ENUMS.update(
+            {
+                d.name.value: d.values[0].name.value
+                for d in document.definitions
+                if isinstance(d, EnumTypeDefinitionNode) and d.values
+            }
+        )
         inputs = {
             d.name.value: d
             for d in document.definitions

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.client import ClientInfo
 from subgraphs.common.pagination import Page, keyset_page
-from subgraphs.identity.models import SecurityEvent
+from subgraphs.identity.models import OutboxEvent, SecurityEvent
 
 LOGIN_SUCCEEDED = "login.succeeded"
 LOGIN_FAILED = "login.failed"
@@ -31,6 +31,12 @@ USER_REGISTERED = "user.registered"
 USER_DEACTIVATED = "user.deactivated"
 USER_REACTIVATED = "user.reactivated"
 SIGNING_KEY_ROTATED = "signing_key.rotated"
+
+# Changes the account holder is told about (communication sends a security alert), in case
+# it was not them.
+ALERTS = frozenset(
+    {MFA_ENABLED, MFA_DISABLED, PASSWORD_CHANGED, PASSWORD_RESET, REFRESH_TOKEN_REUSED}
+)
 
 
 def record(
@@ -53,6 +59,18 @@ def record(
         details={k: str(v) if isinstance(v, uuid.UUID) else v for k, v in details.items()},
     )
     session.add(event)
+    if type in ALERTS and target_user_id is not None:
+        session.add(
+            OutboxEvent(
+                type="identity.security_alert",
+                payload={
+                    "user_id": str(target_user_id),
+                    "alert": type,
+                    "ip": client.ip,
+                    "user_agent": client.user_agent,
+                },
+            )
+        )
     return event
 
 

@@ -1,0 +1,325 @@
+"""Communication through the real stack: router, subgraphs, the Celery worker, the event
+consumer, a real SMTP server (aiosmtpd) and a real webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from communication.conftest import mailbox, receiver  # noqa: F401  (fixtures)
+from conftest import PASSWORD, sign_up, unique_email
+from integration.conftest import execute, graphql_ws
+
+from subgraphs.common import events
+from subgraphs.common.settings import HubSettings
+from subgraphs.communication import webhooks
+
+SEND = "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id } }"
+DELIVERIES = """query($id: ID!) { notification(id: $id) { status deliveries {
+    id channel status attempts attemptHistory { status reason } } } }"""
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30) -> Any:
+    """The first truthy answer of `check`, asked every 0.2 s for up to `within` seconds."""
+    for _ in range(int(within / 0.2)):
+        if value := await check():
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not within {within} s")
+
+
+async def registered(router, mailbox) -> dict[str, str]:  # noqa: F811
+    """A user registered through the router, once identity's verification email arrived
+    (outbox -> stream -> consumer -> worker -> SMTP), which also gives communication the
+    address."""
+    email = unique_email("comm")
+    created = await router.post(
+        "/api/v1/auth/register",
+        json={"email": email, "password": PASSWORD, "display_name": "Grace"},
+    )
+    assert created.status_code == 201, created.text
+    login = await router.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    message = await eventually(lambda: _first(mailbox.to(email)))
+    return {
+        "id": created.json()["id"],
+        "email": email,
+        "token": login.json()["access_token"],
+        "verification": message.get_content(),
+    }
+
+
+async def _first(items: list[Any]) -> Any:
+    return items[0] if items else None
+
+
+def auth(user: dict[str, str]) -> dict[str, str]:
+    return {"authorization": f"Bearer {user['token']}"}
+
+
+async def test_identitys_verification_email_arrives_and_its_link_verifies(router, mailbox) -> None:  # noqa: F811
+    user = await registered(router, mailbox)
+    assert "Hello Grace" in user["verification"]
+    token = user["verification"].split("verify-email?token=")[1].split()[0]
+    verified = await router.post("/api/v1/auth/email/verify", json={"token": token})
+    assert verified.status_code in (200, 204), verified.text
+
+
+async def test_an_email_and_a_signed_webhook_arrive_through_the_worker(
+    router,
+    mailbox,  # noqa: F811
+    receiver,  # noqa: F811
+) -> None:
+    user = await registered(router, mailbox)
+    hook = f"stack-{uuid.uuid4().hex[:6]}"
+    webhook = await execute(
+        router,
+        "mutation($u: String) { setWebhook(url: $u) { secret } }",
+        {"u": receiver.endpoint(hook)},
+        auth(user),
+    )
+    sent = await execute(
+        router,
+        SEND,
+        {
+            "i": {
+                "recipientId": user["id"],
+                "template": "document.shared",
+                "variables": {"document_title": "Bid 7", "permission": "comment on"},
+                "category": "documents",
+            }
+        },
+        auth(user),
+    )
+    email = await eventually(
+        lambda: _first([m for m in mailbox.to(user["email"]) if "Bid 7" in m["Subject"]])
+    )
+    assert email["Subject"] == "“Bid 7” was shared with you"
+    assert "You can comment on it" in email.get_content()
+    (call,) = await eventually(lambda: _first([receiver.received.get(hook)]))
+    webhooks.verify(webhook["setWebhook"]["secret"], call.headers, call.body)
+    assert call.json["title"] == "“Bid 7” was shared with you"
+
+    async def all_sent() -> Any:
+        data = await execute(router, DELIVERIES, {"id": sent["sendNotification"]["id"]}, auth(user))
+        states = {d["channel"]: d["status"] for d in data["notification"]["deliveries"]}
+        return data if set(states.values()) == {"SENT"} else None
+
+    data = await eventually(all_sent)
+    assert data["notification"]["status"] == "DELIVERED"
+    assert {d["channel"] for d in data["notification"]["deliveries"]} == {
+        "IN_APP",
+        "EMAIL",
+        "WEBHOOK",
+    }
+
+
+async def test_a_failing_receiver_is_retried_then_dead_lettered(
+    apps,
+    clients,
+    router,
+    receiver,  # noqa: F811
+) -> None:
+    user = await sign_up(clients["identity"])
+    admin = await sign_up(clients["identity"], roles=("admin",), apps=apps)
+    hook = f"failing-{uuid.uuid4().hex[:6]}"
+    receiver.status[hook] = 500
+    await execute(
+        router,
+        "mutation($u: String) { setWebhook(url: $u) { url } }",
+        {"u": receiver.endpoint(hook)},
+        user.headers,
+    )
+    sent = await execute(
+        router, SEND, {"i": {"recipientId": user.id, "title": "Ping"}}, user.headers
+    )
+
+    async def dead() -> Any:
+        data = await execute(
+            router,
+            "{ deadLetters(first: 100) { nodes { notificationId attempts lastError } } }",
+            {},
+            admin.headers,
+        )
+        found = [
+            d
+            for d in data["deadLetters"]["nodes"]
+            if d["notificationId"] == sent["sendNotification"]["id"]
+        ]
+        return found[0] if found else None
+
+    letter = await eventually(dead, within=45)
+    attempts = int(os.environ["HUB_COMMUNICATION_MAX_ATTEMPTS"])
+    assert letter == {
+        "notificationId": sent["sendNotification"]["id"],
+        "attempts": attempts,
+        "lastError": "webhook answered HTTP 500",
+    }
+    assert len(receiver.received[hook]) == attempts
+    data = await execute(router, DELIVERIES, {"id": sent["sendNotification"]["id"]}, user.headers)
+    (webhook,) = [d for d in data["notification"]["deliveries"] if d["channel"] == "WEBHOOK"]
+    assert [a["status"] for a in webhook["attemptHistory"]] == ["failed"] * attempts
+
+
+async def test_a_worker_killed_mid_delivery_delivers_once_after_restart(
+    stack,
+    clients,
+    router,
+    receiver,  # noqa: F811
+) -> None:
+    user = await sign_up(clients["identity"])
+    hook = f"slow-{uuid.uuid4().hex[:6]}"
+    receiver.delay[hook] = 30  # the first call hangs: the worker is inside the send
+    await execute(
+        router,
+        "mutation($u: String) { setWebhook(url: $u) { url } }",
+        {"u": receiver.endpoint(hook)},
+        user.headers,
+    )
+    receiver.arrived.clear()
+    sent = await execute(
+        router, SEND, {"i": {"recipientId": user.id, "title": "Once"}}, user.headers
+    )
+    await eventually(lambda: _first([receiver.received.get(hook)]))
+
+    worker = stack.supervisor.process("worker").popen
+    os.killpg(os.getpgid(worker.pid), signal.SIGKILL)  # no warm shutdown, no ack
+    await asyncio.to_thread(stack.stop_service, "worker")
+    await asyncio.to_thread(stack.restart_service, "worker")
+
+    async def sent_once() -> Any:
+        data = await execute(
+            router, DELIVERIES, {"id": sent["sendNotification"]["id"]}, user.headers
+        )
+        (webhook,) = [d for d in data["notification"]["deliveries"] if d["channel"] == "WEBHOOK"]
+        return webhook if webhook["status"] == "SENT" else None
+
+    webhook = await eventually(sent_once, within=60)
+    await asyncio.sleep(3)  # nothing more arrives
+    calls = receiver.received[hook]
+    # The resend after the crash is the same delivery (same webhook-id), recorded sent once.
+    assert {c.headers["webhook-id"] for c in calls} == {webhook["id"]}
+    assert len(calls) == 2
+    assert [a["status"] for a in webhook["attemptHistory"]] == ["sent"]
+
+
+async def test_an_event_published_while_the_consumer_is_down_is_notified_once_back(
+    stack, clients, router
+) -> None:
+    user = await sign_up(clients["identity"])
+    await asyncio.to_thread(stack.stop_service, "events")
+    try:
+        client = events.connect(HubSettings())
+        event = events.Event(
+            id=str(uuid.uuid4()),
+            type="content.document_shared",
+            source="content",
+            occurred_at="2026-11-20T10:00:00+00:00",
+            data={
+                "document_id": str(uuid.uuid4()),
+                "document_title": "Offline spec",
+                "grantee_id": user.id,
+                "permission": "read",
+            },
+        )
+        await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)
+        await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)  # a duplicate
+        await client.aclose()
+    finally:
+        await asyncio.to_thread(stack.restart_service, "events")
+
+    async def notified() -> Any:
+        data = await execute(
+            router, "{ notifications { nodes { title category subjectType } } }", {}, user.headers
+        )
+        # (the account's own verification email is a notification too)
+        return [n for n in data["notifications"]["nodes"] if n["category"] == "documents"]
+
+    nodes = await eventually(notified)
+    await asyncio.sleep(1)
+    nodes = await notified()
+    assert nodes == [
+        {
+            "title": "“Offline spec” was shared with you",
+            "category": "documents",
+            "subjectType": "Document",
+        }
+    ]
+
+
+async def test_a_subscriber_through_the_router_gets_notification_added_within_a_second(
+    stack, clients, router
+) -> None:
+    account = await sign_up(clients["identity"])
+    user = {"id": account.id, "token": account.access_token}
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    async with graphql_ws(ws_url, user["token"]) as client:
+        await client.subscribe("subscription { notificationAdded { title recipient { id } } }")
+        for attempt in range(20):  # live once the subgraph listens: retry until one lands
+            await execute(
+                router,
+                SEND,
+                {"i": {"recipientId": user["id"], "title": f"Warm #{attempt}"}},
+                auth(user),
+            )
+            try:
+                await asyncio.wait_for(client.receive(), timeout=1.5)
+                break
+            except TimeoutError:
+                continue
+        started = time.monotonic()
+        await execute(router, SEND, {"i": {"recipientId": user["id"], "title": "Live"}}, auth(user))
+        message = await asyncio.wait_for(client.receive(), timeout=1.0)
+        latency = time.monotonic() - started
+    added = message["payload"]["data"]["notificationAdded"]
+    assert added == {"title": "Live", "recipient": {"id": user["id"]}}
+    assert latency < 1.0
+
+
+async def test_someone_elses_notifications_cannot_be_subscribed_to(stack, clients) -> None:
+    ada, bob = await sign_up(clients["identity"]), await sign_up(clients["identity"])
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    async with graphql_ws(ws_url, bob.access_token) as client:
+        await client.subscribe(
+            "subscription($r: ID!) { notificationAdded(recipientId: $r) { title } }", {"r": ada.id}
+        )
+        message = await asyncio.wait_for(client.receive(), timeout=10)
+    assert message["type"] in ("error", "next")
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_message_added_reaches_the_other_member_through_the_router(
+    stack, clients, router
+) -> None:
+    ada, bob = await sign_up(clients["identity"]), await sign_up(clients["identity"])
+    started = await execute(
+        router,
+        "mutation($i: StartConversationInput!) { startConversation(input: $i) { id } }",
+        {"i": {"memberIds": [bob.id]}},
+        ada.headers,
+    )
+    conversation = started["startConversation"]["id"]
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    async with graphql_ws(ws_url, bob.access_token) as client:
+        await client.subscribe("subscription { messageAdded { body sender { id } } }")
+        message = None
+        for attempt in range(20):
+            await execute(
+                router,
+                "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
+                {"i": {"conversationId": conversation, "body": f"hello #{attempt}"}},
+                ada.headers,
+            )
+            try:
+                message = await asyncio.wait_for(client.receive(), timeout=1.5)
+                break
+            except TimeoutError:
+                continue
+    assert message is not None
+    added = message["payload"]["data"]["messageAdded"]
+    assert added["body"].startswith("hello") and added["sender"] == {"id": ada.id}
