@@ -388,7 +388,10 @@ def typed_error(error: HubError, allowed: tuple[type, ...]) -> Any:
     return typed
 
 
-async def attempt(work: Callable[[], Awaitable[T]], *allowed: type) -> T | Any:
+async def attempt(info: HubInfo, work: Callable[[], Awaitable[T]], *allowed: type) -> T | Any:
+    """Run a mutation for a signed-in caller (checked first, whatever the input); refusals
+    the mutation declares become its typed errors."""
+    info.context.user  # noqa: B018 — UNAUTHENTICATED before anything else
     try:
         return await work()
     except HubError as error:
@@ -666,7 +669,7 @@ class Mutation:
                 )
             return Document.from_model(document)
 
-        return await attempt(work, InvalidInput)
+        return await attempt(info, work, InvalidInput)
 
     @federated.mutation(
         authenticated=True, description="Change fields; refused if `version` is stale."
@@ -688,7 +691,7 @@ class Mutation:
             return Document.from_model(document)
 
         return await attempt(
-            work, InvalidInput, DocumentNotFound, PermissionDenied, VersionConflict
+            info, work, InvalidInput, DocumentNotFound, PermissionDenied, VersionConflict
         )
 
     @federated.mutation(authenticated=True, description="Move to the trash (restorable).")
@@ -707,7 +710,7 @@ class Mutation:
                 )
             return Document.from_model(document)
 
-        return await attempt(work, DocumentNotFound, PermissionDenied, VersionConflict)
+        return await attempt(info, work, DocumentNotFound, PermissionDenied, VersionConflict)
 
     @federated.mutation(authenticated=True, description="Take a document out of the trash.")
     async def restore_document(self, info: HubInfo, id: strawberry.ID) -> RestoreDocumentResult:
@@ -722,7 +725,7 @@ class Mutation:
                 )
             return Document.from_model(document)
 
-        return await attempt(work, DocumentNotFound, PermissionDenied)
+        return await attempt(info, work, DocumentNotFound, PermissionDenied)
 
     @federated.mutation(
         authenticated=True, description="Remove a document in the trash for good, files too."
@@ -740,7 +743,7 @@ class Mutation:
                 )
             return PurgedDocument(id=_id(document_id))
 
-        return await attempt(work, DocumentNotFound, PermissionDenied)
+        return await attempt(info, work, DocumentNotFound, PermissionDenied)
 
     @federated.mutation(
         authenticated=True,
@@ -762,7 +765,7 @@ class Mutation:
                 )
             return DocumentShare.from_model(share)
 
-        return await attempt(work, InvalidInput, DocumentNotFound, PermissionDenied)
+        return await attempt(info, work, InvalidInput, DocumentNotFound, PermissionDenied)
 
     @federated.mutation(authenticated=True)
     async def unshare_document(
@@ -780,7 +783,7 @@ class Mutation:
                 )
             return Document.from_model(document)
 
-        return await attempt(work, DocumentNotFound, PermissionDenied)
+        return await attempt(info, work, DocumentNotFound, PermissionDenied)
 
     @federated.mutation(
         authenticated=True,
@@ -806,7 +809,9 @@ class Mutation:
                 )
             return DocumentVersion.from_model(version)
 
-        return await attempt(work, InvalidInput, DocumentNotFound, PermissionDenied, UploadRejected)
+        return await attempt(
+            info, work, InvalidInput, DocumentNotFound, PermissionDenied, UploadRejected
+        )
 
 
 @strawberry.type

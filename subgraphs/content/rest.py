@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from subgraphs.common.errors import problem
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
-from subgraphs.common.rest import Caller, Client, CursorPage, Session, SignedIn
+from subgraphs.common.rest import PROBLEM_JSON, Caller, Client, CursorPage, Session, SignedIn
 from subgraphs.content import multipart
 from subgraphs.content.models import DocumentStatus, Permission, Visibility
 from subgraphs.content.service import audit, documents, files, search, sharing
@@ -282,13 +282,40 @@ async def document_types(content: Content) -> list[DocumentTypeOut]:
     ]
 
 
-@router.get("/documents/{document_id:uuid}", response_model=DocumentOut)
+def _get_only(path: str) -> None:
+    """Other methods on `path` answer 405, as for any GET-only path.
+
+    Without this, PATCH /documents/search would reach PATCH /documents/{document_id} and
+    answer 422 for the id "search", as if the method existed there.
+    """
+
+    async def method_not_allowed() -> JSONResponse:
+        return JSONResponse(
+            problem(405, "Method Not Allowed"),
+            status_code=405,
+            media_type=PROBLEM_JSON,
+            headers={"Allow": "GET"},
+        )
+
+    router.add_api_route(
+        path,
+        method_not_allowed,
+        methods=["POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+
+
+_get_only("/documents/search")
+_get_only("/documents/types")
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut)
 async def get_document(document_id: uuid.UUID, session: Session, caller: Caller) -> DocumentOut:
     document = await documents.get_document(session, principal=caller, document_id=document_id)
     return await _one(session, document)
 
 
-@router.patch("/documents/{document_id:uuid}", response_model=DocumentOut)
+@router.patch("/documents/{document_id}", response_model=DocumentOut)
 async def update_document(
     document_id: uuid.UUID,
     body: DocumentPatch,
@@ -310,7 +337,7 @@ async def update_document(
     return await _one(session, document)
 
 
-@router.delete("/documents/{document_id:uuid}", status_code=204)
+@router.delete("/documents/{document_id}", status_code=204)
 async def delete_document(
     document_id: uuid.UUID,
     session: Session,
@@ -336,7 +363,7 @@ async def delete_document(
     return Response(status_code=204)
 
 
-@router.post("/documents/{document_id:uuid}/restore", response_model=DocumentOut)
+@router.post("/documents/{document_id}/restore", response_model=DocumentOut)
 async def restore_document(
     document_id: uuid.UUID, session: Session, content: Content, caller: SignedIn, client: Client
 ) -> DocumentOut:
@@ -346,7 +373,7 @@ async def restore_document(
     return await _one(session, document)
 
 
-@router.get("/documents/{document_id:uuid}/versions", response_model=list[VersionOut])
+@router.get("/documents/{document_id}/versions", response_model=list[VersionOut])
 async def list_versions(
     document_id: uuid.UUID, session: Session, caller: Caller
 ) -> list[VersionOut]:
@@ -371,7 +398,7 @@ UPLOAD_BODY = {
 
 
 @router.post(
-    "/documents/{document_id:uuid}/versions",
+    "/documents/{document_id}/versions",
     status_code=201,
     response_model=VersionOut,
     openapi_extra=UPLOAD_BODY,
@@ -404,7 +431,7 @@ async def upload_version(
 
 
 @router.get(
-    "/documents/{document_id:uuid}/content",
+    "/documents/{document_id}/content",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
 )
@@ -420,7 +447,7 @@ async def download(
         session, content, principal=caller, client=client, document_id=document_id, number=version
     )
     return StreamingResponse(
-        _closing(chunks),
+        chunks,
         media_type=found.media_type,
         headers={
             "Content-Length": str(found.size),
@@ -433,18 +460,13 @@ async def download(
     )
 
 
-async def _closing(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield chunk
-
-
-@router.get("/documents/{document_id:uuid}/shares", response_model=list[ShareOut])
+@router.get("/documents/{document_id}/shares", response_model=list[ShareOut])
 async def list_shares(document_id: uuid.UUID, session: Session, caller: SignedIn) -> list[ShareOut]:
     rows = await sharing.list_shares(session, principal=caller, document_id=document_id)
     return [ShareOut.model_validate(row) for row in rows]
 
 
-@router.post("/documents/{document_id:uuid}/shares", status_code=201, response_model=ShareOut)
+@router.post("/documents/{document_id}/shares", status_code=201, response_model=ShareOut)
 async def share_document(
     document_id: uuid.UUID,
     body: ShareIn,
@@ -467,7 +489,7 @@ async def share_document(
     return ShareOut.model_validate(share)
 
 
-@router.delete("/documents/{document_id:uuid}/shares/{share_id:uuid}", status_code=204)
+@router.delete("/documents/{document_id}/shares/{share_id}", status_code=204)
 async def unshare_document(
     document_id: uuid.UUID,
     share_id: uuid.UUID,
@@ -487,7 +509,7 @@ async def unshare_document(
     return Response(status_code=204)
 
 
-@router.get("/documents/{document_id:uuid}/audit", response_model=CursorPage[AuditEntryOut])
+@router.get("/documents/{document_id}/audit", response_model=CursorPage[AuditEntryOut])
 async def audit_trail(
     document_id: uuid.UUID,
     session: Session,
