@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, sign_up
+from conftest import ROOT, Account, sign_up
 from devstack.ports import free_port
 from devstack.processes import ManagedProcess, Supervisor
-from integration.conftest import graphql_ws
+from integration.conftest import execute, graphql_ws
 
 MiB = 1024 * 1024
 
@@ -47,8 +47,85 @@ async def test_rest_upload_download_and_search_through_the_router(router) -> Non
     assert hidden.headers["content-type"] == "application/problem+json"
 
 
+async def test_sharing_and_new_versions_notify_people_through_the_event_stream(router) -> None:
+    """content's outbox -> event stream -> communication -> bob's notifications."""
+    alice, bob = await sign_up(router), await sign_up(router)
+    created = await router.post(
+        "/api/v1/documents", json={"title": "Offer review"}, headers=alice.headers
+    )
+    id = created.json()["id"]
+    shared = await router.post(
+        f"/api/v1/documents/{id}/shares",
+        json={"permission": "write", "user_id": bob.id},
+        headers=alice.headers,
+    )
+    assert shared.status_code == 201
+    uploaded = await router.post(
+        f"/api/v1/documents/{id}/versions",
+        files={"file": ("offer.txt", b"revised offer", "text/plain")},
+        headers=bob.headers,
+    )
+    assert uploaded.status_code == 201
+
+    inbox = """{ notifications { nodes { title document { id title } } } }"""
+    alices, bobs = [], []
+
+    async def about_documents(account: Account) -> list[dict]:
+        nodes = (await execute(router, inbox, headers=account.headers))["notifications"]["nodes"]
+        return [node for node in nodes if node["document"]]  # not "confirm your email"
+
+    for _ in range(100):
+        bobs, alices = await about_documents(bob), await about_documents(alice)
+        if bobs and alices:
+            break
+        await asyncio.sleep(0.2)
+    assert [n["title"] for n in bobs] == ["“Offer review” was shared with you"]
+    assert bobs[0]["document"] == {"id": id, "title": "Offer review"}
+    # The owner hears of bob's new version; bob, who uploaded it, does not.
+    assert [n["title"] for n in alices] == ["New version of “Offer review”"]
+
+
 CHANGES = """subscription($id: ID) { documentChanged(documentId: $id) {
     action version documentId document { title } } }"""
+
+
+async def first_change(subscriber, router, account: Account, id: str) -> dict:
+    """Change the document's title until the subscriber hears of it (live once it listens)."""
+    version = (await router.get(f"/api/v1/documents/{id}", headers=account.headers)).json()[
+        "version"
+    ]
+    for attempt in range(20):
+        patched = await router.patch(
+            f"/api/v1/documents/{id}",
+            json={"version": version, "title": f"Watched #{attempt}"},
+            headers=account.headers,
+        )
+        version = patched.json()["version"]
+        try:
+            event = await asyncio.wait_for(subscriber.receive(), timeout=1.5)
+        except TimeoutError:
+            continue
+        assert "data" in event["payload"], event
+        return event["payload"]["data"]["documentChanged"]
+    raise AssertionError("no event arrived")
+
+
+async def test_document_changes_through_the_router(stack, router) -> None:
+    alice = await sign_up(router, display_name="Alice")
+    id = (
+        await router.post("/api/v1/documents", json={"title": "Watched"}, headers=alice.headers)
+    ).json()["id"]
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    async with graphql_ws(ws_url, alice.access_token) as subscriber:
+        await subscriber.subscribe(
+            """subscription($id: ID) { documentChanged(documentId: $id) {
+                action document { title owner { displayName } } } }""",
+            {"id": id},
+        )
+        change = await first_change(subscriber, router, alice, id)
+    assert change["action"] == "UPDATED"
+    assert change["document"]["title"].startswith("Watched #")
+    assert change["document"]["owner"] == {"displayName": "Alice"}  # from identity
 
 
 async def test_document_changes_reach_those_who_may_read_them(router, content_replica) -> None:
@@ -66,23 +143,7 @@ async def test_document_changes_reach_those_who_may_read_them(router, content_re
     ):
         await alices.subscribe(CHANGES, {"id": id})
         await bobs.subscribe(CHANGES, {"id": None})
-        # Live once the subgraph listens: change the title until alice hears of it.
-        version, event = 1, None
-        for attempt in range(20):
-            patched = await router.patch(
-                f"/api/v1/documents/{id}",
-                json={"version": version, "title": f"Watched #{attempt}"},
-                headers=alice.headers,
-            )
-            version = patched.json()["version"]
-            try:
-                event = await asyncio.wait_for(alices.receive(), timeout=1.5)
-                break
-            except TimeoutError:
-                continue
-        assert event is not None, "no event arrived"
-        assert "data" in event["payload"], event
-        change = event["payload"]["data"]["documentChanged"]
+        change = await first_change(alices, router, alice, id)
         assert change["action"] == "UPDATED" and change["documentId"] == id
         assert change["document"]["title"].startswith("Watched #")
 
