@@ -57,6 +57,8 @@ os.environ.update(COMMUNICATION_TEST_ENV)
 CONTENT_FILES = Path(tempfile.gettempdir()) / f"hubtest_{RUN_ID}_content_files"
 os.environ["HUB_CONTENT_STORAGE_PATH"] = str(CONTENT_FILES)
 
+from communication.servers import mailbox, receiver  # noqa: E402, F401  (fixtures)
+
 from subgraphs.catalog import SUBGRAPHS  # noqa: E402  (after the environment is set)
 from subgraphs.common.auth import TokenVerifier  # noqa: E402
 from subgraphs.common.database import drop_database  # noqa: E402

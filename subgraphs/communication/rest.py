@@ -70,6 +70,10 @@ class UnreadCountOut(BaseModel):
     unread_count: int
 
 
+class MarkAllIn(BaseModel):
+    read: bool
+
+
 class MarkedOut(BaseModel):
     marked_read: int
 
@@ -198,8 +202,11 @@ async def unread_count(session: Session, caller: SignedIn) -> UnreadCountOut:
     return UnreadCountOut(unread_count=await notifications.unread_count(session, caller))
 
 
-@router.post("/notifications/read-all", tags=notifications_tag, response_model=MarkedOut)
-async def mark_all_read(session: Session, caller: SignedIn) -> MarkedOut:
+@router.patch("/notifications", tags=notifications_tag, response_model=MarkedOut)
+async def mark_all_read(body: MarkAllIn, session: Session, caller: SignedIn) -> MarkedOut:
+    """`{"read": true}` marks every one of the caller's notifications read."""
+    if not body.read:
+        raise BadInput('only marking read is supported: {"read": true}', field="read")
     return MarkedOut(marked_read=await notifications.mark_all_read(session, caller))
 
 
@@ -220,6 +227,13 @@ async def set_preference(body: PreferenceIo, session: Session, caller: SignedIn)
         digest_seconds=body.digest_seconds,
     )
     return PreferenceIo.model_validate(row)
+
+
+@router.get("/notifications/webhook", tags=notifications_tag, response_model=WebhookOut)
+async def get_webhook(session: Session, caller: SignedIn) -> WebhookOut:
+    """Where the caller's webhook goes; its secret was shown only when it was set."""
+    contact = await preferences.get_contact(session, caller)
+    return WebhookOut(url=contact.webhook_url, secret=None)
 
 
 @router.put("/notifications/webhook", tags=notifications_tag, response_model=WebhookOut)
@@ -243,7 +257,7 @@ async def dead_letters(
 
 
 @router.post(
-    "/notifications/deliveries/{delivery_id:uuid}/replay",
+    "/notifications/deliveries/{delivery_id}/replay",
     tags=notifications_tag,
     response_model=DeliveryOut,
 )
@@ -257,7 +271,7 @@ async def replay_delivery(
 
 
 @router.get(
-    "/notifications/{notification_id:uuid}", tags=notifications_tag, response_model=NotificationOut
+    "/notifications/{notification_id}", tags=notifications_tag, response_model=NotificationOut
 )
 async def get_notification(
     notification_id: uuid.UUID, session: Session, caller: SignedIn
@@ -267,7 +281,7 @@ async def get_notification(
 
 
 @router.post(
-    "/notifications/{notification_id:uuid}/read",
+    "/notifications/{notification_id}/read",
     tags=notifications_tag,
     response_model=NotificationOut,
 )
@@ -306,7 +320,7 @@ async def start_conversation(
 
 
 @router.get(
-    "/conversations/{conversation_id:uuid}", tags=conversations_tag, response_model=ConversationOut
+    "/conversations/{conversation_id}", tags=conversations_tag, response_model=ConversationOut
 )
 async def get_conversation(
     conversation_id: uuid.UUID, session: Session, caller: SignedIn
@@ -316,7 +330,7 @@ async def get_conversation(
 
 
 @router.get(
-    "/conversations/{conversation_id:uuid}/messages",
+    "/conversations/{conversation_id}/messages",
     tags=conversations_tag,
     response_model=CursorPage[MessageOut],
 )
@@ -334,7 +348,7 @@ async def list_messages(
 
 
 @router.post(
-    "/conversations/{conversation_id:uuid}/messages",
+    "/conversations/{conversation_id}/messages",
     tags=conversations_tag,
     status_code=201,
     response_model=MessageOut,
@@ -356,7 +370,7 @@ async def send_message(
 
 
 @router.post(
-    "/conversations/{conversation_id:uuid}/read",
+    "/conversations/{conversation_id}/read",
     tags=conversations_tag,
     response_model=ConversationOut,
 )

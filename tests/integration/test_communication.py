@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from communication.conftest import mailbox, receiver  # noqa: F401  (fixtures)
 from conftest import PASSWORD, sign_up, unique_email
 from integration.conftest import execute, graphql_ws
 
@@ -33,7 +32,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30) ->
     raise AssertionError(f"not within {within} s")
 
 
-async def registered(router, mailbox) -> dict[str, str]:  # noqa: F811
+async def registered(router, mailbox) -> dict[str, str]:
     """A user registered through the router, once identity's verification email arrived
     (outbox -> stream -> consumer -> worker -> SMTP), which also gives communication the
     address."""
@@ -61,7 +60,7 @@ def auth(user: dict[str, str]) -> dict[str, str]:
     return {"authorization": f"Bearer {user['token']}"}
 
 
-async def test_identitys_verification_email_arrives_and_its_link_verifies(router, mailbox) -> None:  # noqa: F811
+async def test_identitys_verification_email_arrives_and_its_link_verifies(router, mailbox) -> None:
     user = await registered(router, mailbox)
     assert "Hello Grace" in user["verification"]
     token = user["verification"].split("verify-email?token=")[1].split()[0]
@@ -71,8 +70,8 @@ async def test_identitys_verification_email_arrives_and_its_link_verifies(router
 
 async def test_an_email_and_a_signed_webhook_arrive_through_the_worker(
     router,
-    mailbox,  # noqa: F811
-    receiver,  # noqa: F811
+    mailbox,
+    receiver,
 ) -> None:
     user = await registered(router, mailbox)
     hook = f"stack-{uuid.uuid4().hex[:6]}"
@@ -122,7 +121,7 @@ async def test_a_failing_receiver_is_retried_then_dead_lettered(
     apps,
     clients,
     router,
-    receiver,  # noqa: F811
+    receiver,
 ) -> None:
     user = await sign_up(clients["identity"])
     admin = await sign_up(clients["identity"], roles=("admin",), apps=apps)
@@ -169,7 +168,7 @@ async def test_a_worker_killed_mid_delivery_delivers_once_after_restart(
     stack,
     clients,
     router,
-    receiver,  # noqa: F811
+    receiver,
 ) -> None:
     user = await sign_up(clients["identity"])
     hook = f"slow-{uuid.uuid4().hex[:6]}"
@@ -188,8 +187,9 @@ async def test_a_worker_killed_mid_delivery_delivers_once_after_restart(
 
     worker = stack.supervisor.process("worker").popen
     os.killpg(os.getpgid(worker.pid), signal.SIGKILL)  # no warm shutdown, no ack
-    await asyncio.to_thread(stack.stop_service, "worker")
-    await asyncio.to_thread(stack.restart_service, "worker")
+    # From this thread: the stack's processes die with the thread that started them.
+    stack.stop_service("worker")
+    stack.restart_service("worker")
 
     async def sent_once() -> Any:
         data = await execute(
@@ -211,7 +211,7 @@ async def test_an_event_published_while_the_consumer_is_down_is_notified_once_ba
     stack, clients, router
 ) -> None:
     user = await sign_up(clients["identity"])
-    await asyncio.to_thread(stack.stop_service, "events")
+    stack.stop_service("events")
     try:
         client = events.connect(HubSettings())
         event = events.Event(
@@ -230,7 +230,7 @@ async def test_an_event_published_while_the_consumer_is_down_is_notified_once_ba
         await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)  # a duplicate
         await client.aclose()
     finally:
-        await asyncio.to_thread(stack.restart_service, "events")
+        stack.restart_service("events")
 
     async def notified() -> Any:
         data = await execute(

@@ -118,13 +118,22 @@ async def test_production_router_logs_are_json_lines_with_the_request_id(
 
 async def test_a_task_logs_under_the_request_id_that_queued_it(stack, router) -> None:
     request_id = f"task-{uuid.uuid4().hex}"
+    email, password = f"tasks-{uuid.uuid4().hex[:8]}@example.com", "a sturdy passphrase 42"
+    registered = await router.post(
+        "/api/v1/auth/register",
+        json={"email": email, "password": password, "display_name": "Tasks"},
+    )
+    login = await router.post("/api/v1/auth/login", json={"email": email, "password": password})
     response = await router.post(
         "/graphql",
-        json={
+        json={  # a user may notify themselves
             "query": "mutation($n: SendNotificationInput!) { sendNotification(input: $n) { id } }",
-            "variables": {"n": {"recipientId": str(uuid.uuid4()), "title": "Queued"}},
+            "variables": {"n": {"recipientId": registered.json()["id"], "title": "Queued"}},
         },
-        headers={"x-request-id": request_id},
+        headers={
+            "x-request-id": request_id,
+            "authorization": f"Bearer {login.json()['access_token']}",
+        },
     )
     assert "errors" not in response.json(), response.json()
     for _ in range(100):

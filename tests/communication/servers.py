@@ -1,9 +1,14 @@
-"""A real local SMTP server (aiosmtpd) and a real local webhook receiver, for delivery tests."""
+"""A real local SMTP server (aiosmtpd) and a real local webhook receiver, for delivery tests.
+
+The fixtures are registered once, by tests/conftest.py, for tests/communication and
+tests/integration alike: one server per port per run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -13,7 +18,6 @@ from typing import Any
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
-from conftest import SMTP_PORT
 from devstack.ports import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,7 +43,8 @@ class Mailbox:
 def mailbox() -> Iterator[Mailbox]:
     """An SMTP server on the port the run's communication settings name."""
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT)
+    port = int(os.environ["HUB_COMMUNICATION_SMTP_PORT"])
+    controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     yield box
     controller.stop()
