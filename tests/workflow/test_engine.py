@@ -14,7 +14,9 @@ from subgraphs.workflow.models import OutboxEvent, Timer, Transition
 from subgraphs.workflow.service import timers
 
 
-def review(key: str, *, extra_state: str = "") -> str:
+def review(key: str, *, extra_state: str = "", expire_after: str = "P9D") -> str:
+    """A review workflow; it expires after `expire_after` (the session stack's scheduler
+    shares this database, so a short expiry would fire in the middle of other tests)."""
     return f"""
 key: {key}
 name: Review
@@ -34,7 +36,7 @@ transitions:
   - {{name: approve, from: submitted, to: approved, action: true, roles: [reviewer],
       accepts: [score], when: [{{field: score, op: ge, value: 5}}]}}
   - {{name: reject, from: submitted, to: rejected, action: true, roles: [reviewer]}}
-  - {{name: expire, from: submitted, to: rejected, after: PT1S}}
+  - {{name: expire, from: submitted, to: rejected, after: {expire_after}}}
 """
 
 
@@ -195,7 +197,7 @@ async def test_tasks_inbox_claim_delegate_complete(apps, clients, admin) -> None
 
 async def test_each_timer_fires_once_with_two_schedulers(apps, clients, admin) -> None:
     key = unique_key()
-    await publish(clients, admin, review(key))
+    await publish(clients, admin, review(key, expire_after="PT1S"))
     started = [(await start(clients, admin, key))["id"] for _ in range(12)]
     sessions = apps["workflow"].state.sessions
     async with sessions() as session:
@@ -231,7 +233,7 @@ async def test_each_timer_fires_once_with_two_schedulers(apps, clients, admin) -
 
 async def test_an_overdue_task_escalates(apps, clients, admin) -> None:
     key = unique_key()
-    await publish(clients, admin, review(key).replace("after: PT1S", "after: P9D"))
+    await publish(clients, admin, review(key))
     reviewer = await sign_up(clients["identity"], roles=("reviewer",), apps=apps)
     instance = (await start(clients, admin, key))["id"]
     task = (await instance_of(clients, admin, instance))["tasks"][0]

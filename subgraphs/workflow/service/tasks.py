@@ -66,7 +66,7 @@ async def _task_for(
 ) -> Task:
     stmt = select(Task).where(Task.id == task_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     task = await session.scalar(stmt)
     visible = task is not None and (
         task.assignee_id == principal.user_id
@@ -120,11 +120,14 @@ async def complete(
 ) -> Task:
     """Complete the task with `outcome` (approve, reject, ...): the instance takes that action."""
     caller = require_user(principal)
+    # Instance before task, the order the scheduler locks them in: the other order deadlocks
+    # against a timer firing on the same instance.
+    unlocked = await _task_for(session, caller, task_id, lock=False)
+    instance = await session.get(WorkflowInstance, unlocked.instance_id, with_for_update=True)
+    assert instance is not None
     task = await _task_for(session, caller, task_id)
     if outcome not in task.outcomes:
         raise BadInput(f"outcome must be one of {', '.join(task.outcomes)}", field="outcome")
-    instance = await session.get(WorkflowInstance, task.instance_id)
-    assert instance is not None
     definition = await definition_of(session, instance)
     transition = definition.transition(outcome)
     assert transition is not None  # checked when the definition was published
