@@ -11,6 +11,7 @@ loop. They run over the same throwaway databases.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.graphql import nodes
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from starlette.testclient import TestClient
 
 from subgraphs.common.auth import TokenVerifier
 
@@ -76,19 +76,32 @@ def headers_for(case: schemathesis.Case, caller: dict[str, str]) -> dict[str, st
 def caller() -> dict[str, str]:
     """Headers that make a fuzzed request come from a real, signed-in user.
 
-    The user registers and logs in through an identity app of its own (a TestClient runs it
-    on a loop of its own, closed after); the fuzzed apps verify the token against the keys
-    `FUZZ_APPS["identity"]` publishes from the same database.
+    The user registers and logs in through an identity app of its own, on an event loop of
+    its own; the fuzzed apps verify the token against the keys `FUZZ_APPS["identity"]`
+    publishes from the same database.
     """
     email = f"fuzz-{uuid.uuid4().hex[:10]}@example.com"
-    with TestClient(BY_NAME["identity"].app()) as identity:
-        registered = identity.post(
-            "/api/v1/auth/register",
-            json={"email": email, "password": PASSWORD, "display_name": "Fuzz"},
-        )
-        assert registered.status_code == 201, registered.text
-        login = identity.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-        assert login.status_code == 200, login.text
+
+    async def sign_up() -> str:
+        app = BY_NAME["identity"].app()
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://fuzz") as client:
+                registered = await client.post(
+                    "/api/v1/auth/register",
+                    json={"email": email, "password": PASSWORD, "display_name": "Fuzz"},
+                )
+                assert registered.status_code == 201, registered.text
+                login = await client.post(
+                    "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+                )
+                assert login.status_code == 200, login.text
+                return str(login.json()["access_token"])
+        finally:
+            await app.state.redis.close()
+            await app.state.engine.dispose()
+
+    token = asyncio.run(sign_up())  # on a loop of its own, closed after
 
     async def identity_jwks() -> dict[str, object]:
         transport = httpx.ASGITransport(app=FUZZ_APPS["identity"])
@@ -101,7 +114,7 @@ def caller() -> dict[str, str]:
             app.state.verifier = TokenVerifier(
                 identity_jwks, issuer=hub.jwt_issuer, audience=hub.jwt_audience
             )
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -45,7 +45,8 @@ class ContentSettings(ServiceSettings):
         default=Path(".data/content-files"),
         description="Directory of the local storage backend (created if missing).",
     )
-    max_upload_bytes: int = Field(default=100 * MiB, ge=1)
+    # At most 2 GiB - 1: sizes are GraphQL Ints (32-bit).
+    max_upload_bytes: int = Field(default=100 * MiB, ge=1, le=2**31 - 1)
     allowed_media_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_TYPES
     search_language: str = Field(
         default="english", description="PostgreSQL text search configuration (regconfig)."
