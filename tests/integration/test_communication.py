@@ -14,8 +14,6 @@ from typing import Any
 from conftest import PASSWORD, sign_up, unique_email
 from integration.conftest import execute, graphql_ws
 
-from subgraphs.common import events
-from subgraphs.common.settings import HubSettings
 from subgraphs.communication import webhooks
 
 SEND = "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id } }"
@@ -205,50 +203,6 @@ async def test_a_worker_killed_mid_delivery_delivers_once_after_restart(
     assert {c.headers["webhook-id"] for c in calls} == {webhook["id"]}
     assert len(calls) == 2
     assert [a["status"] for a in webhook["attemptHistory"]] == ["sent"]
-
-
-async def test_an_event_published_while_the_consumer_is_down_is_notified_once_back(
-    stack, clients, router
-) -> None:
-    user = await sign_up(clients["identity"])
-    stack.stop_service("events")
-    try:
-        client = events.connect(HubSettings())
-        event = events.Event(
-            id=str(uuid.uuid4()),
-            type="content.document_shared",
-            source="content",
-            occurred_at="2026-11-20T10:00:00+00:00",
-            data={
-                "document_id": str(uuid.uuid4()),
-                "document_title": "Offline spec",
-                "grantee_id": user.id,
-                "permission": "read",
-            },
-        )
-        await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)
-        await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)  # a duplicate
-        await client.aclose()
-    finally:
-        stack.restart_service("events")
-
-    async def notified() -> Any:
-        data = await execute(
-            router, "{ notifications { nodes { title category subjectType } } }", {}, user.headers
-        )
-        # (the account's own verification email is a notification too)
-        return [n for n in data["notifications"]["nodes"] if n["category"] == "documents"]
-
-    nodes = await eventually(notified)
-    await asyncio.sleep(1)
-    nodes = await notified()
-    assert nodes == [
-        {
-            "title": "“Offline spec” was shared with you",
-            "category": "documents",
-            "subjectType": "Document",
-        }
-    ]
 
 
 async def test_a_subscriber_through_the_router_gets_notification_added_within_a_second(
