@@ -289,6 +289,9 @@ class AuditVerification:
     first_broken_seq: int | None
     first_broken_id: strawberry.ID | None
     reason: str | None
+    last_hash: str | None = strawberry.field(
+        description="The newest entry's hash: record it elsewhere to detect a cut-off tail."
+    )
 
 
 @strawberry.enum
@@ -616,6 +619,7 @@ class Query:
             first_broken_seq=result.first_broken_seq,
             first_broken_id=_optional_id(result.first_broken_id),
             reason=result.reason,
+            last_hash=result.last_hash,
         )
 
 

@@ -20,7 +20,7 @@ from subgraphs.content.models import AuditEntry
 
 TRAIL = """query($id: ID) { auditTrail(documentId: $id, first: 100) {
     nodes { seq action actor { id } requestId changes prevHash hash } } }"""
-VERIFY = "{ verifyAuditTrail { ok checked firstBrokenSeq firstBrokenId reason } }"
+VERIFY = "{ verifyAuditTrail { ok checked firstBrokenSeq firstBrokenId reason lastHash } }"
 
 
 async def test_every_change_and_content_read_is_recorded(clients, alice, bob) -> None:
@@ -105,7 +105,10 @@ async def test_a_tampered_entry_is_detected_and_named(clients, apps, alice, admi
         json={"version": 1, "title": "Evidence, revised"},
         headers=alice.headers,
     )
-    assert (await gql(content, VERIFY, account=admin))["data"]["verifyAuditTrail"]["ok"]
+    intact = (await gql(content, VERIFY, account=admin))["data"]["verifyAuditTrail"]
+    async with apps["content"].state.sessions() as session:
+        newest = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.seq.desc()))
+    assert intact["ok"] and intact["lastHash"] == newest and intact["checked"] >= 2
     forbidden = await gql(content, VERIFY, account=alice)
     assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 

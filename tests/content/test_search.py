@@ -125,3 +125,36 @@ async def test_a_bad_query_or_cursor_is_the_callers_mistake(clients, alice) -> N
         assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     anonymous = await gql(content, SEARCH, {"q": "anything"})
     assert anonymous["data"]["searchDocuments"]["nodes"] == []
+
+
+async def test_reindexing_rebuilds_the_same_vectors(clients, apps, alice) -> None:
+    """`python -m subgraphs.content reindex` (after the language changed) agrees with writes."""
+    import asyncio
+    import sys
+
+    from conftest import ROOT
+    from sqlalchemy import select, text
+
+    from subgraphs.content.models import Document
+
+    content = clients["content"]
+    term = word()
+    document = await create_document(
+        content, alice, "Reindexed", tags=["lot"], metadata={"ref": term}, description="about"
+    )
+    await upload(content, alice, document["id"], b"body words here")
+    vector = select(text("search_vector::text")).where(Document.id == uuid.UUID(document["id"]))
+    async with apps["content"].state.sessions() as session:
+        written = await session.scalar(vector)
+        await session.execute(text("UPDATE documents SET search_vector = NULL"))
+        await session.commit()
+    assert (await search(content, alice, term))["nodes"] == []
+
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "subgraphs.content", "reindex", cwd=ROOT
+    )
+    assert await command.wait() == 0
+    async with apps["content"].state.sessions() as session:
+        assert await session.scalar(vector) == written
+    found = await search(content, alice, term)
+    assert [n["document"]["title"] for n in found["nodes"]] == ["Reindexed"]

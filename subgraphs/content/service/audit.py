@@ -113,6 +113,9 @@ class Verification:
     first_broken_seq: int | None = None
     first_broken_id: uuid.UUID | None = None
     reason: str | None = None
+    # The newest entry's hash when the chain holds. The chain cannot show that its newest
+    # entries were cut off; comparing this with a value recorded earlier elsewhere can.
+    last_hash: str | None = None
 
 
 async def verify_chain(session: AsyncSession) -> Verification:
@@ -133,7 +136,7 @@ async def verify_chain(session: AsyncSession) -> Verification:
             await rows.close()
             return Verification(False, checked, entry.seq, entry.id, reason)
         expected_prev = entry.hash
-    return Verification(True, checked)
+    return Verification(True, checked, last_hash=expected_prev if checked else None)
 
 
 async def verify(session: AsyncSession, *, principal: Principal | None) -> Verification:

@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, cast, func, literal, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import REGCONFIG, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +48,7 @@ from subgraphs.content.models import (
 from subgraphs.content.service import access, audit, events
 from subgraphs.content.service.resources import Resources
 from subgraphs.content.service.text import storable_text
+from subgraphs.content.settings import ContentSettings
 
 log = logging.getLogger(__name__)
 
@@ -145,28 +156,44 @@ def check_organization(
         raise BadInput("organization-wide visibility needs an organization", field="organizationId")
 
 
-def search_vector(resources: Resources, document: Document) -> ColumnElement[Any]:
-    """The weighted tsvector: title (A) > tags (B) > metadata and description (C) > body (D)."""
-    config = cast(literal(resources.settings.search_language), REGCONFIG)
+def weighted_vector(
+    language: str,
+    *,
+    title: Any,
+    tags: Any,
+    metadata: Any,
+    description: Any,
+    body: Any,
+) -> ColumnElement[Any]:
+    """The weighted tsvector: title (A) > tags (B) > metadata and description (C) > body (D).
+
+    The parts are SQL expressions: bound values when a document is written, its columns
+    when every document is reindexed.
+    """
+    config = cast(literal(language), REGCONFIG)
 
     def weighted(vector: ColumnElement[Any], weight: str) -> ColumnElement[Any]:
         return func.setweight(vector, literal_column(f"'{weight}'"))
 
+    strings_and_numbers = cast(literal('["string", "numeric"]'), Document.attributes.type)
     return (
-        weighted(func.to_tsvector(config, document.title), "A")
-        .op("||")(weighted(func.to_tsvector(config, " ".join(document.tags)), "B"))
-        .op("||")(
-            weighted(
-                func.jsonb_to_tsvector(
-                    config,
-                    cast(literal(audit.canonical(document.attributes)), Document.attributes.type),
-                    cast(literal('["string", "numeric"]'), Document.attributes.type),
-                ),
-                "C",
-            )
-        )
-        .op("||")(weighted(func.to_tsvector(config, document.description), "C"))
-        .op("||")(weighted(func.to_tsvector(config, document.body_text), "D"))
+        weighted(func.to_tsvector(config, title), "A")
+        .op("||")(weighted(func.to_tsvector(config, tags), "B"))
+        .op("||")(weighted(func.jsonb_to_tsvector(config, metadata, strings_and_numbers), "C"))
+        .op("||")(weighted(func.to_tsvector(config, description), "C"))
+        .op("||")(weighted(func.to_tsvector(config, body), "D"))
+    )
+
+
+def search_vector(resources: Resources, document: Document) -> ColumnElement[Any]:
+    """The document's vector from the values it is being written with."""
+    return weighted_vector(
+        resources.settings.search_language,
+        title=document.title,
+        tags=" ".join(document.tags),
+        metadata=cast(literal(audit.canonical(document.attributes)), Document.attributes.type),
+        description=document.description,
+        body=document.body_text,
     )
 
 
@@ -629,3 +656,31 @@ async def visible_to(
             Document.id == document_id, access.permitted(principal, Permission.READ)
         )
     )
+
+
+async def reindex(session: AsyncSession, settings: ContentSettings, batch: int = 500) -> int:
+    """Rebuild the search vector of every document (after the search language changed)."""
+    vector = weighted_vector(
+        settings.search_language,
+        title=Document.title,
+        tags=func.array_to_string(Document.tags, " "),
+        metadata=Document.attributes,
+        description=Document.description,
+        body=Document.body_text,
+    )
+    done, last = 0, None
+    while True:
+        stmt = select(Document.id).order_by(Document.id).limit(batch)
+        if last is not None:
+            stmt = stmt.where(Document.id > last)
+        ids = list((await session.scalars(stmt)).all())
+        if not ids:
+            return done
+        await session.execute(
+            update(Document)
+            .where(Document.id.in_(ids))
+            .values(search_vector=vector)
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+        done, last = done + len(ids), ids[-1]

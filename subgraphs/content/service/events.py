@@ -35,8 +35,7 @@ class DocumentChange:
 
 async def announce(redis: Namespace, change: DocumentChange) -> None:
     try:
-        # Every cached search result names the generation it was computed in.
-        await redis.client.incr(redis.key(SEARCH_GENERATION))
+        await invalidate_search(redis)
         await redis.publish(
             CHANNEL,
             {
@@ -47,6 +46,11 @@ async def announce(redis: Namespace, change: DocumentChange) -> None:
         )
     except RedisError:
         log.warning("could not announce %s of %s", change.action, change.document_id)
+
+
+async def invalidate_search(redis: Namespace) -> None:
+    """Every cached search result names the generation it was computed in: start a new one."""
+    await redis.client.incr(redis.key(SEARCH_GENERATION))
 
 
 async def changes(redis: Namespace) -> AsyncIterator[DocumentChange]:
