@@ -61,10 +61,9 @@ REFUSED_UNEXECUTED = {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"}
 EXCLUDED: list[schemathesis.CheckFunction] = [positive_data_acceptance]
 
 
-# The subgraphs whose fuzzers run as a signed-in user (the others anonymously): add one once
-# its signed-in paths pass. (Signed in, communication's GET on POST-only paths such as
-# /notifications/read-all answers 422 from the `{id}` route instead of 405.)
-SIGNED_IN = {"content"}
+# The subgraphs whose fuzzers run as a signed-in user: all of them, so the paths behind
+# authentication are fuzzed too, not only their refusals.
+SIGNED_IN = {"identity", "content", "communication", "workflow"}
 SUBGRAPH_OF = {id(schema): name for schemas in (GRAPHQL, REST) for name, schema in schemas.items()}
 
 
