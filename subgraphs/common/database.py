@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import JSON, DateTime, Index, MetaData, String, event, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from subgraphs.common.errors import BadInput
 from subgraphs.common.settings import ServiceSettings
@@ -50,6 +50,25 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow
     )
+
+
+class OutboxEventColumns:
+    """The outbox table every event-publishing subgraph keeps (see common/events.py).
+
+    A domain event is stored in the transaction of the change it reports; the relay
+    publishes it to the deployment's event stream and stamps `published_at`.
+    """
+
+    __tablename__ = "outbox_events"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index]:
+        return (Index("ix_outbox_events_published_at_created_at", "published_at", "created_at"),)
+
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:

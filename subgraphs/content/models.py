@@ -24,7 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from subgraphs.common.database import Timestamps, UUIDPrimaryKey, new_metadata, utcnow
+from subgraphs.common.database import (
+    OutboxEventColumns,
+    Timestamps,
+    UUIDPrimaryKey,
+    new_metadata,
+    utcnow,
+)
 
 
 class Base(DeclarativeBase):
@@ -189,19 +195,9 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class OutboxEvent(UUIDPrimaryKey, Base):
+class OutboxEvent(UUIDPrimaryKey, OutboxEventColumns, Base):
     """A domain event for other services, stored in the transaction of the change it reports.
 
     The relay publishes it to the deployment's event stream (subgraphs/common/events.py);
     communication notifies people of it, workflow moves instances on it.
     """
-
-    __tablename__ = "outbox_events"
-    __table_args__ = (
-        Index("ix_outbox_events_published_at_created_at", "published_at", "created_at"),
-    )
-
-    type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

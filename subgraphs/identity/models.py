@@ -17,7 +17,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from subgraphs.common.database import Timestamps, UUIDPrimaryKey, new_metadata, utcnow
+from subgraphs.common.database import (
+    OutboxEventColumns,
+    Timestamps,
+    UUIDPrimaryKey,
+    new_metadata,
+    utcnow,
+)
 
 
 class Base(DeclarativeBase):
@@ -146,23 +152,13 @@ class EmailToken(UUIDPrimaryKey, Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class OutboxEvent(UUIDPrimaryKey, Base):
+class OutboxEvent(UUIDPrimaryKey, OutboxEventColumns, Base):
     """A domain event for other services, stored in the same transaction as its cause.
 
     Published to the deployment's event stream by the relay in app.py (see
     subgraphs/common/events.py); the communication service turns them into emails and
     alerts. Never logged: some carry one-time tokens.
     """
-
-    __tablename__ = "outbox_events"
-    __table_args__ = (
-        Index("ix_outbox_events_published_at_created_at", "published_at", "created_at"),
-    )
-
-    type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SecurityEvent(UUIDPrimaryKey, Base):

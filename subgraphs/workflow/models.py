@@ -18,7 +18,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from subgraphs.common.database import Timestamps, UUIDPrimaryKey, new_metadata, utcnow
+from subgraphs.common.database import (
+    OutboxEventColumns,
+    Timestamps,
+    UUIDPrimaryKey,
+    new_metadata,
+    utcnow,
+)
 
 
 class Base(DeclarativeBase):
@@ -158,21 +164,11 @@ class ActionRun(UUIDPrimaryKey, Timestamps, Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class OutboxEvent(UUIDPrimaryKey, Base):
+class OutboxEvent(UUIDPrimaryKey, OutboxEventColumns, Base):
     """A domain event for other services, stored in the same transaction as its cause.
 
     Published to the deployment's event stream by the relay (subgraphs/common/events.py).
     """
-
-    __tablename__ = "outbox_events"
-    __table_args__ = (
-        Index("ix_outbox_events_published_at_created_at", "published_at", "created_at"),
-    )
-
-    type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Suggestion(UUIDPrimaryKey, Timestamps, Base):
