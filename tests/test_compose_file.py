@@ -112,3 +112,30 @@ def test_migrations_run_before_the_subgraphs_start() -> None:
                 subgraph.settings().database_dsn
                 == settings_in(subgraph.name, subgraph).database_dsn
             )
+
+
+def stream_of(service: str) -> tuple[str | None, str]:
+    """(Redis URL, stream name) of the domain-event stream as `service` is configured."""
+    environment = {k: str(v) for k, v in COMPOSE[service]["environment"].items()}
+    with mock.patch.dict(os.environ, environment, clear=True):
+        hub = HubSettings()
+    return hub.events_redis_url, hub.events_stream
+
+
+def test_event_consumer_reads_the_stream_every_service_publishes_to() -> None:
+    events = COMPOSE["communication-events"]
+    assert events["command"] == ["python", "-m", "subgraphs.communication", "consume-events"]
+    assert events["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    communication = next(s for s in SUBGRAPHS if s.name == "communication")
+    consumer = settings_in("communication-events", communication)
+    api = settings_in("communication", communication)
+    # It stores notifications where the API reads them and queues deliveries where the
+    # worker takes them.
+    assert consumer.database_dsn == api.database_dsn
+    assert consumer.redis_dsn == api.redis_dsn
+    assert consumer.consumer_group == api.consumer_group
+    stream = stream_of("communication-events")
+    assert stream[0] is not None
+    for subgraph in SUBGRAPHS:
+        assert stream_of(subgraph.name) == stream, subgraph.name
+    assert events["depends_on"]["communication-redis"]["condition"] == "service_healthy"
