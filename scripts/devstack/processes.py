@@ -307,8 +307,11 @@ class Supervisor:
         deadline = time.monotonic() + grace
         for popen in popens:
             while True:
-                popen.poll()  # reap the leader, or its group never empties
-                if not group_alive(popen.pid):
+                # Reaped, not just a zombie in /proc: a multithreaded leader shows "Z" while
+                # its other threads still exit, and until then waitpid does not return it
+                # (stop_one then returned with the process "still running" for restart_one).
+                reaped = popen.poll() is not None
+                if reaped and not group_alive(popen.pid):
                     break
                 if time.monotonic() > deadline:
                     _signal_group(popen.pid, signal.SIGKILL)
