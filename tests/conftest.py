@@ -51,6 +51,10 @@ COMMUNICATION_TEST_ENV = {
     "HUB_COMMUNICATION_MAX_ATTEMPTS": "3",
     "HUB_COMMUNICATION_SEND_TIMEOUT_SECONDS": "3",
     "HUB_COMMUNICATION_TASK_VISIBILITY_TIMEOUT": "12",
+    "HUB_COMMUNICATION_STRANDED_AFTER_SECONDS": "3",
+    "HUB_COMMUNICATION_SWEEP_INTERVAL_SECONDS": "1",
+    # The local webhook receiver (tests/communication/servers.py) listens on loopback.
+    "HUB_COMMUNICATION_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
 }
 os.environ.update(COMMUNICATION_TEST_ENV)
 # Content's uploaded files, for in-process apps and the spawned stack alike.

@@ -346,6 +346,8 @@ class Stack:
             env[prefix + "HOST"] = self.host
             env[prefix + "PORT"] = str(self.ports.of(service))
             env[prefix + "URL"] = self.urls[service]
+        # Webhooks to a receiver on this machine (refused elsewhere: no private addresses).
+        env.setdefault("HUB_COMMUNICATION_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1,localhost")
         # Services verify tokens with the keys of this stack's identity, not the default's.
         env["HUB_JWKS_URL"] = f"{self.urls['identity']}/.well-known/jwks.json"
         env.update(extra)

@@ -11,7 +11,7 @@ from email.utils import formatdate, make_msgid
 
 import httpx
 
-from subgraphs.communication import webhooks
+from subgraphs.communication import destinations, webhooks
 from subgraphs.communication.models import Delivery
 from subgraphs.communication.settings import CommunicationSettings
 
@@ -75,13 +75,26 @@ def webhook_body(delivery: Delivery, notification_category: str) -> bytes:
 
 
 async def send_webhook(settings: CommunicationSettings, delivery: Delivery, secret: str) -> None:
+    try:
+        # Checked again now: the host may resolve elsewhere than when the webhook was set.
+        target = await destinations.resolve(delivery.destination or "", settings)
+    except destinations.DestinationRefused as refused:
+        raise SendFailed(f"webhook refused: {refused}", permanent=True) from None
+    except destinations.DestinationUnresolved as error:
+        raise SendFailed(f"webhook: {error}") from None
     body = webhook_body(delivery, delivery.category)
     signed = webhooks.headers(secret, str(delivery.id), body)
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
     try:
         async with httpx.AsyncClient(
-            timeout=settings.send_timeout_seconds, follow_redirects=False
+            timeout=settings.send_timeout_seconds, follow_redirects=False, trust_env=False
         ) as client:
-            response = await client.post(delivery.destination or "", content=body, headers=signed)
+            response = await client.post(
+                target.url,
+                content=body,
+                headers={**signed, "host": target.host_header},
+                extensions=extensions,
+            )
     except httpx.HTTPError as error:
         raise SendFailed(f"webhook: {type(error).__name__}: {error}") from None
     if response.is_success:

@@ -8,6 +8,12 @@ acknowledged (the process died) is read again: by this consumer when it restarts
 own pending entries come first), or by another replica once it has been idle for
 `CLAIM_IDLE_MS` (XAUTOCLAIM). Each notification's idempotency key is derived from the
 event id, so reading an event twice notifies once.
+
+The same process sweeps stranded deliveries (stored, but their task never reached the
+broker) back into the queue every `sweep_interval_seconds`: Celery beat is not needed.
+
+SIGTERM (and SIGINT) stop it between two entries: the entry in hand is stored and
+acknowledged first, a blocking read waits at most `READ_BLOCK_MS`, and the process exits.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
 from typing import Any
@@ -30,12 +37,13 @@ from subgraphs.common.database import create_engine, create_sessionmaker
 from subgraphs.common.errors import BadInput
 from subgraphs.communication import tasks
 from subgraphs.communication.rules import Rule, rules_from
-from subgraphs.communication.service import notifications, preferences
+from subgraphs.communication.service import delivery, notifications, preferences
 from subgraphs.communication.settings import CommunicationSettings
 
 log = logging.getLogger(__name__)
 
 CLAIM_IDLE_MS = 60_000
+READ_BLOCK_MS = 1000
 BATCH = 20
 
 
@@ -111,7 +119,7 @@ async def _apply(
         ]
         if d.status == "queued"
     ]
-    await tasks.enqueue(sent, redis)
+    await tasks.enqueue(session, sent, redis)
     return 1
 
 
@@ -129,6 +137,7 @@ async def consume(
     sessions = create_sessionmaker(engine)
     redis = hub_redis.connect(settings)
     stop = stop or asyncio.Event()
+    sweeper = asyncio.create_task(sweep_stranded(sessions, settings, stop))
     try:
         await ensure_group(client, stream, group)
         log.info("consuming events from %s as %s/%s", stream, group, name)
@@ -142,7 +151,9 @@ async def consume(
                     _, claimed, _ = await client.xautoclaim(
                         stream, group, name, CLAIM_IDLE_MS, "0-0", count=BATCH
                     )
-                    entries = claimed or await _read(client, stream, group, name, ">", block=1000)
+                    entries = claimed or await _read(
+                        client, stream, group, name, ">", block=READ_BLOCK_MS
+                    )
                 for entry_id, fields in entries:
                     await _process(
                         client, sessions, settings, redis, stream, group, entry_id, fields
@@ -155,9 +166,28 @@ async def consume(
                 backlog = True
                 await asyncio.sleep(1)
     finally:
+        stop.set()
+        await sweeper
         await client.aclose()
         await redis.close()
         await engine.dispose()
+
+
+async def sweep_stranded(
+    sessions: async_sessionmaker[AsyncSession], settings: CommunicationSettings, stop: asyncio.Event
+) -> None:
+    """Every `sweep_interval_seconds` until `stop`: queue stranded deliveries again."""
+    while not stop.is_set():
+        try:
+            async with sessions() as session:
+                stranded = await delivery.sweep_stranded(session, settings)
+                if stranded:
+                    log.info("queueing %d stranded deliveries again", len(stranded))
+                    await tasks.enqueue_deliveries(session, stranded)
+        except Exception as error:
+            log.warning("sweeping stranded deliveries failed (%s)", type(error).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.sweep_interval_seconds)
 
 
 async def _read(
@@ -197,5 +227,13 @@ def main() -> None:
     configure_logging(
         settings.name, level=settings.hub.log_level, json_lines=settings.hub.is_production
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(consume(settings))
+    asyncio.run(_until_signalled(settings))
+
+
+async def _until_signalled(settings: CommunicationSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await consume(settings, stop=stop)
+    log.info("stopped")

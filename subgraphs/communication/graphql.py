@@ -266,6 +266,13 @@ class Conversation:
         )
         return [User(id=strawberry.ID(str(m.user_id))) for m in rows]
 
+    @strawberry.field(description="Members who add and remove members (groups only).")
+    async def admins(self, info: HubInfo) -> list[User]:
+        rows = await info.context.loader(conversations.members_of_conversations).load(
+            parse_id(self.id)
+        )
+        return [User(id=strawberry.ID(str(m.user_id))) for m in rows if m.role == "admin"]
+
     @strawberry.field(description="Messages from others the caller has not read.")
     async def unread_count(self, info: HubInfo) -> int:
         caller = info.context.user
@@ -494,7 +501,7 @@ async def send_notification(info: HubInfo, input: SendNotificationInput) -> Noti
             subject_id=link_id,
             sender_id=caller.user_id,
         )
-    await tasks.enqueue(sent, info.context.redis)
+        await tasks.enqueue(session, sent, info.context.redis)
     return Notification.from_model(sent.notification)
 
 
@@ -540,7 +547,9 @@ class Mutation:
     )
     async def set_webhook(self, info: HubInfo, url: str | None = None) -> Webhook:
         async with info.context.session() as session:
-            contact, secret = await preferences.set_webhook(session, info.context.principal, url)
+            contact, secret = await preferences.set_webhook(
+                session, settings_of(info), info.context.principal, url
+            )
         return Webhook(url=contact.webhook_url, secret=secret)
 
     @federated.mutation(
@@ -551,7 +560,7 @@ class Mutation:
         require_scope(info.context.principal, NOTIFICATIONS_ADMIN)
         async with info.context.session() as session:
             row = await delivery.replay(session, parse_id(id))
-        await tasks.enqueue_delivery(row.id)
+            await tasks.enqueue_deliveries(session, [row.id])
         return Delivery.from_model(row)
 
     @federated.mutation(
@@ -582,6 +591,45 @@ class Mutation:
         for member in members:
             await info.context.redis.publish(conversations.messages_channel(member), event)
         return Message.from_model(message)
+
+    @federated.mutation(
+        authenticated=True,
+        description="Add members to a group conversation (its admins only).",
+    )
+    async def add_conversation_members(
+        self, info: HubInfo, id: strawberry.ID, member_ids: list[strawberry.ID]
+    ) -> Conversation:
+        conversation_id = parse_id(id)
+        members = [parse_id(m, "memberIds") for m in member_ids]
+        async with info.context.session() as session:
+            await conversations.add_members(
+                session, info.context.principal, conversation_id, members
+            )
+            row = await conversations.get_conversation(
+                session, info.context.principal, conversation_id
+            )
+        return Conversation.from_model(row)
+
+    @federated.mutation(
+        authenticated=True,
+        description="Remove a member from a group conversation (its admins only); they no "
+        "longer see it nor receive its messages.",
+    )
+    async def remove_conversation_member(
+        self, info: HubInfo, id: strawberry.ID, member_id: strawberry.ID
+    ) -> bool:
+        async with info.context.session() as session:
+            await conversations.remove_member(
+                session, info.context.principal, parse_id(id), parse_id(member_id, "memberId")
+            )
+        return True
+
+    @federated.mutation(authenticated=True, description="Leave a group conversation.")
+    async def leave_conversation(self, info: HubInfo, id: strawberry.ID) -> bool:
+        caller = info.context.user
+        async with info.context.session() as session:
+            await conversations.remove_member(session, caller, parse_id(id), caller.user_id)
+        return True
 
     @federated.mutation(authenticated=True, description="The caller has read it all so far.")
     async def mark_conversation_read(self, info: HubInfo, id: strawberry.ID) -> Conversation:

@@ -95,6 +95,7 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
             "category",
             postgresql_where=text("status = 'digest_pending'"),
         ),
+        Index("ix_deliveries_stranded", "created_at", postgresql_where=text("status = 'queued'")),
     )
 
     # `<notification id>:<channel>`, or `digest:<...>`: one delivery per key, ever.
@@ -113,6 +114,12 @@ class Delivery(UUIDPrimaryKey, Timestamps, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a task for it was last handed to the broker; null while it never was (the broker
+    # was unreachable): `service.delivery.sweep_stranded` queues those again.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The body without the template's secret variables (one-time links): it replaces `body`
+    # once the delivery is sent or dead, so the database keeps no usable token.
+    redacted_body: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     digest_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -183,8 +190,16 @@ class ConversationMember(Base):
     )
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # `admin` (adds and removes members; the creator, or the longest-standing member once
+    # the last admin left) or `member`.
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
     # Read receipts: every message up to this instant has been read by this member.
     last_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MemberRole(enum.StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
 
 
 class Message(UUIDPrimaryKey, Timestamps, Base):

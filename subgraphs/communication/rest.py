@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.auth import require_scope
@@ -127,6 +127,19 @@ class ConversationIn(BaseModel):
     title: str | None = Field(default=None, max_length=conversations.MAX_TITLE)
 
 
+class MemberOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: uuid.UUID
+    role: str
+    joined_at: datetime
+    last_read_at: datetime | None
+
+
+class MembersIn(BaseModel):
+    member_ids: list[uuid.UUID] = Field(min_length=1, max_length=conversations.MAX_MEMBERS)
+
+
 class MessageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -193,7 +206,7 @@ async def send_notification(
         channels=[c.value for c in body.channels] if body.channels is not None else None,
         sender_id=caller.user_id,
     )
-    await tasks.enqueue(sent, redis)
+    await tasks.enqueue(session, sent, redis)
     return NotificationOut.model_validate(sent.notification)
 
 
@@ -237,8 +250,10 @@ async def get_webhook(session: Session, caller: SignedIn) -> WebhookOut:
 
 
 @router.put("/notifications/webhook", tags=notifications_tag, response_model=WebhookOut)
-async def set_webhook(body: WebhookIn, session: Session, caller: SignedIn) -> WebhookOut:
-    contact, secret = await preferences.set_webhook(session, caller, body.url)
+async def set_webhook(
+    body: WebhookIn, session: Session, caller: SignedIn, settings: Settings
+) -> WebhookOut:
+    contact, secret = await preferences.set_webhook(session, settings, caller, body.url)
     return WebhookOut(url=contact.webhook_url, secret=secret)
 
 
@@ -266,7 +281,7 @@ async def replay_delivery(
 ) -> DeliveryOut:
     require_scope(caller, NOTIFICATIONS_ADMIN)
     row = await delivery.replay(session, delivery_id)
-    await tasks.enqueue_delivery(row.id)
+    await tasks.enqueue_deliveries(session, [row.id])
     return DeliveryOut.model_validate(row)
 
 
@@ -327,6 +342,44 @@ async def get_conversation(
 ) -> ConversationOut:
     row = await conversations.get_conversation(session, caller, conversation_id)
     return ConversationOut.model_validate(row)
+
+
+@router.get(
+    "/conversations/{conversation_id}/members",
+    tags=conversations_tag,
+    response_model=list[MemberOut],
+)
+async def list_members(
+    conversation_id: uuid.UUID, session: Session, caller: SignedIn
+) -> list[MemberOut]:
+    rows = await conversations.list_members(session, caller, conversation_id)
+    return [MemberOut.model_validate(r) for r in rows]
+
+
+@router.post(
+    "/conversations/{conversation_id}/members",
+    tags=conversations_tag,
+    response_model=list[MemberOut],
+)
+async def add_members(
+    conversation_id: uuid.UUID, body: MembersIn, session: Session, caller: SignedIn
+) -> list[MemberOut]:
+    """A group's admins add members; answers every member."""
+    rows = await conversations.add_members(session, caller, conversation_id, body.member_ids)
+    return [MemberOut.model_validate(r) for r in rows]
+
+
+@router.delete(
+    "/conversations/{conversation_id}/members/{user_id}",
+    tags=conversations_tag,
+    status_code=204,
+)
+async def remove_member(
+    conversation_id: uuid.UUID, user_id: uuid.UUID, session: Session, caller: SignedIn
+) -> Response:
+    """Leave (your own id), or, as an admin, remove a member."""
+    await conversations.remove_member(session, caller, conversation_id, user_id)
+    return Response(status_code=204)
 
 
 @router.get(

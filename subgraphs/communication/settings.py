@@ -34,6 +34,17 @@ class CommunicationSettings(ServiceSettings):
     # How long an unacknowledged task stays with a worker that may have died before the
     # broker hands it to another; longer than any send and any retry countdown.
     task_visibility_timeout: int = Field(default=3600, ge=1)
+    # A delivery stored but never handed to the broker (it was unreachable) is queued again
+    # by the event consumer's sweep once it has waited this long; the sweep runs this often.
+    stranded_after_seconds: float = Field(default=60, gt=0)
+    sweep_interval_seconds: float = Field(default=15, gt=0)
+
+    # Webhooks never reach loopback, link-local (cloud metadata), private or reserved
+    # addresses, checked when one is set and again before each POST, unless their host is
+    # in this comma-separated list (or every private address is allowed): e.g. a local
+    # receiver in development and tests.
+    webhook_allowed_hosts: str = ""
+    webhook_allow_private: bool = False
 
     # Templates and the event rules (which events become which notifications).
     templates_file: Path = HERE / "templates.yaml"
@@ -41,3 +52,8 @@ class CommunicationSettings(ServiceSettings):
     default_locale: str = "en"
     # The consumer group reading the deployment's event stream.
     consumer_group: str = "communication"
+
+    @property
+    def webhook_hosts_allowed(self) -> frozenset[str]:
+        hosts = (h.strip().lower() for h in self.webhook_allowed_hosts.split(","))
+        return frozenset(h for h in hosts if h)

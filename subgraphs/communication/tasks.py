@@ -13,6 +13,7 @@ import asyncio
 import logging
 import uuid
 
+from kombu.exceptions import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from subgraphs.common.redis import Namespace
@@ -61,22 +62,49 @@ def send_digest(recipient_id: str, category: str) -> None:
     if digest is not None:
         deliver.delay(str(digest))
 
+        async def handed(sessions: async_sessionmaker[AsyncSession], redis: Namespace) -> None:
+            async with sessions() as session:
+                await delivery.handed_over(session, [digest], [])
 
-async def enqueue(sent: Sent, redis: Namespace) -> None:
-    """Hand what `send` made to the workers (from the API or the event consumer)."""
-    for delivery_id in sent.queued:
-        await enqueue_delivery(delivery_id)
+        resources.run(handed)
+
+
+async def enqueue(session: AsyncSession, sent: Sent, redis: Namespace) -> None:
+    """Hand what `send` made to the workers (from the API or the event consumer).
+
+    The notification is stored whatever happens here: a delivery whose task cannot reach
+    the broker is queued again by the sweep (`delivery.sweep_stranded`).
+    """
+    await enqueue_deliveries(session, sent.queued)
     for recipient_id, category, seconds in sent.digests:
         # One digest task per recipient, category and window.
-        first = await redis.client.set(
-            redis.key("digest", recipient_id, category), "1", nx=True, ex=seconds
-        )
-        if first:
+        key = redis.key("digest", recipient_id, category)
+        if not await redis.client.set(key, "1", nx=True, ex=seconds):
+            continue
+        try:
             await asyncio.to_thread(
                 send_digest.apply_async, (str(recipient_id), category), countdown=seconds
             )
+        except (OperationalError, OSError) as error:
+            log.warning("digest not scheduled (%s); the next notification tries again", error)
+            await redis.client.delete(key)
 
 
-async def enqueue_delivery(delivery_id: uuid.UUID) -> None:
-    # Celery's client is synchronous: keep it off the event loop.
-    await asyncio.to_thread(deliver.delay, str(delivery_id))
+async def enqueue_deliveries(session: AsyncSession, delivery_ids: list[uuid.UUID]) -> None:
+    """Queue a task per delivery, and record which reached the broker."""
+    handed: list[uuid.UUID] = []
+    for index, delivery_id in enumerate(delivery_ids):
+        try:
+            # Celery's client is synchronous: keep it off the event loop.
+            await asyncio.to_thread(deliver.delay, str(delivery_id))
+        except (OperationalError, OSError) as error:
+            # The broker is away: the others would fail the same way, only slower.
+            log.warning(
+                "%d deliveries not queued (%s); the sweep queues them again",
+                len(delivery_ids) - index,
+                type(error).__name__,
+            )
+            await delivery.handed_over(session, handed, delivery_ids[index:])
+            return
+        handed.append(delivery_id)
+    await delivery.handed_over(session, handed, [])

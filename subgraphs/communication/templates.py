@@ -20,6 +20,7 @@ from subgraphs.common.errors import BadInput
 
 CHANNEL_PARTS = {"in_app": ("title", "body"), "email": ("subject", "body")}
 ALWAYS_AVAILABLE = frozenset({"app_url"})
+REDACTED = "[redacted]"
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
@@ -35,6 +36,11 @@ class Template:
     variables: tuple[str, ...]
     # channel -> locale -> part ("title", "subject", "body") -> source
     sources: dict[str, dict[str, dict[str, str]]]
+    # Variables that are secrets (one-time tokens): only in bodies, and never kept once sent.
+    secrets: tuple[str, ...] = ()
+
+    def redacted(self, variables: dict[str, Any]) -> dict[str, Any]:
+        return {**variables, **dict.fromkeys(self.secrets, REDACTED)}
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -92,6 +98,9 @@ def load_templates(path: Path) -> dict[str, Template]:
         variables = entry.get("variables", [])
         if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
             raise TemplatesFileError(f"{where}.variables: expected a list of names")
+        secrets = entry.get("secrets", [])
+        if not isinstance(secrets, list) or not set(secrets) <= set(variables):
+            raise TemplatesFileError(f"{where}.secrets: expected a list of declared variables")
         sources: dict[str, dict[str, dict[str, str]]] = {}
         for channel, parts in CHANNEL_PARTS.items():
             if channel not in entry:
@@ -103,15 +112,22 @@ def load_templates(path: Path) -> dict[str, Template]:
                         f"{where}.{channel}.{locale}: expected exactly {', '.join(parts)}"
                     )
                 for part, source in texts.items():
-                    _check_source(f"{where}.{channel}.{locale}.{part}", source, variables)
+                    used = _check_source(f"{where}.{channel}.{locale}.{part}", source, variables)
+                    if part != "body" and used & set(secrets):
+                        # Titles and subjects are stored as they are: no secret in them.
+                        raise TemplatesFileError(
+                            f"{where}.{channel}.{locale}.{part}: uses a secret variable"
+                        )
                 sources[channel][locale] = {part: str(texts[part]) for part in parts}
         if not sources:
             raise TemplatesFileError(f"{where}: no channel (in_app, email)")
-        templates[key] = Template(key, str(entry.get("description", "")), tuple(variables), sources)
+        templates[key] = Template(
+            key, str(entry.get("description", "")), tuple(variables), sources, tuple(secrets)
+        )
     return templates
 
 
-def _check_source(where: str, source: object, declared: list[str]) -> None:
+def _check_source(where: str, source: object, declared: list[str]) -> set[str]:
     try:
         used = meta.find_undeclared_variables(_env.parse(str(source)))
     except TemplateError as error:
@@ -119,6 +135,7 @@ def _check_source(where: str, source: object, declared: list[str]) -> None:
     undeclared = sorted(used - set(declared) - ALWAYS_AVAILABLE)
     if undeclared:
         raise TemplatesFileError(f"{where}: uses undeclared variables {', '.join(undeclared)}")
+    return set(used)
 
 
 @cache

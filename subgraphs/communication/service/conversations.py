@@ -13,18 +13,19 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal, require_user
 from subgraphs.common.database import utcnow
-from subgraphs.common.errors import BadInput, NotFound
+from subgraphs.common.errors import BadInput, Forbidden, NotFound
 from subgraphs.common.pagination import Page, PageKey, keyset_page, pages_per_parent
 from subgraphs.communication.models import (
     Conversation,
     ConversationKind,
     ConversationMember,
+    MemberRole,
     Message,
 )
 
@@ -70,9 +71,16 @@ async def start_conversation(
     )
     session.add(conversation)
     await session.flush()
+    session.add(
+        ConversationMember(
+            conversation_id=conversation.id,
+            user_id=caller.user_id,
+            # A group's creator manages its members; a direct conversation's are fixed.
+            role=MemberRole.MEMBER if direct else MemberRole.ADMIN,
+        )
+    )
     session.add_all(
-        ConversationMember(conversation_id=conversation.id, user_id=user_id)
-        for user_id in [caller.user_id, *others]
+        ConversationMember(conversation_id=conversation.id, user_id=user_id) for user_id in others
     )
     try:
         await session.commit()
@@ -92,6 +100,78 @@ async def _membership(
     if member is None:  # not a member: as if it did not exist
         raise NotFound("conversation not found")
     return member
+
+
+async def _group(
+    session: AsyncSession, caller: Principal, conversation_id: uuid.UUID
+) -> tuple[Conversation, ConversationMember]:
+    """A group conversation the caller is in (locked: membership changes one at a time)."""
+    member = await _membership(session, caller, conversation_id)
+    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise NotFound("conversation not found")
+    if conversation.kind != ConversationKind.GROUP:
+        raise BadInput("a direct conversation keeps its two members", field="conversationId")
+    return conversation, member
+
+
+async def list_members(
+    session: AsyncSession, principal: Principal | None, conversation_id: uuid.UUID
+) -> list[ConversationMember]:
+    caller = require_user(principal)
+    await _membership(session, caller, conversation_id)
+    return (await members_of_conversations(session, [conversation_id]))[0]
+
+
+async def add_members(
+    session: AsyncSession,
+    principal: Principal | None,
+    conversation_id: uuid.UUID,
+    member_ids: Sequence[uuid.UUID],
+) -> list[ConversationMember]:
+    """A group's admins add members (those already in stay as they are); the members now."""
+    caller = require_user(principal)
+    _, member = await _group(session, caller, conversation_id)
+    if member.role != MemberRole.ADMIN:
+        raise Forbidden("only the conversation's admins add members")
+    if not member_ids:
+        raise BadInput("name at least one member to add", field="memberIds")
+    current = {m.user_id for m in (await members_of_conversations(session, [conversation_id]))[0]}
+    new = [m for m in dict.fromkeys(member_ids) if m not in current]
+    if len(current) + len(new) > MAX_MEMBERS:
+        raise BadInput(f"a conversation has at most {MAX_MEMBERS} members", field="memberIds")
+    session.add_all(ConversationMember(conversation_id=conversation_id, user_id=m) for m in new)
+    await session.commit()
+    return (await members_of_conversations(session, [conversation_id]))[0]
+
+
+async def remove_member(
+    session: AsyncSession,
+    principal: Principal | None,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+) -> None:
+    """A member leaves (user_id is the caller), or an admin removes someone.
+
+    Removed members no longer see the conversation nor hear of its messages. When the last
+    admin leaves, the longest-standing member becomes admin; the last member to leave
+    deletes the conversation.
+    """
+    caller = require_user(principal)
+    _, member = await _group(session, caller, conversation_id)
+    if user_id != caller.user_id and member.role != MemberRole.ADMIN:
+        raise Forbidden("only the conversation's admins remove members")
+    target = await session.get(ConversationMember, (conversation_id, user_id))
+    if target is None:
+        raise NotFound("no such member of the conversation")
+    await session.delete(target)
+    await session.flush()
+    remaining = (await members_of_conversations(session, [conversation_id]))[0]
+    if not remaining:
+        await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+    elif all(m.role != MemberRole.ADMIN for m in remaining):
+        remaining[0].role = MemberRole.ADMIN
+    await session.commit()
 
 
 async def get_conversation(

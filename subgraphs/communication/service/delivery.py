@@ -39,6 +39,12 @@ from subgraphs.communication.settings import CommunicationSettings
 from subgraphs.communication.templates import templates_from
 
 LIVE = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.DIGEST_PENDING)
+SWEEP_BATCH = 200
+# Once sent or given up, the body keeps no secret (a one-time link): the redacted one stays.
+_REDACTED = {
+    "body": func.coalesce(Delivery.redacted_body, Delivery.body),
+    "redacted_body": None,
+}
 
 
 def lease_seconds(settings: CommunicationSettings) -> float:
@@ -112,7 +118,7 @@ async def _sent(session: AsyncSession, redis: Namespace, delivery: Delivery) -> 
     await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery.id)
-        .values(status=DeliveryState.SENT, sent_at=now, last_error=None)
+        .values(status=DeliveryState.SENT, sent_at=now, last_error=None, **_REDACTED)
     )
     session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, status="sent"))
     notification = await session.scalar(
@@ -148,7 +154,12 @@ async def _failed(
         await session.execute(
             update(Delivery)
             .where(Delivery.id == delivery.id)
-            .values(status=DeliveryState.DEAD, dead_at=utcnow(), last_error=failure.reason)
+            .values(
+                status=DeliveryState.DEAD,
+                dead_at=utcnow(),
+                last_error=failure.reason,
+                **_REDACTED,
+            )
         )
         await _maybe_failed(session, delivery.notification_id)
         await session.commit()
@@ -156,7 +167,13 @@ async def _failed(
     await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery.id)
-        .values(status=DeliveryState.QUEUED, claimed_at=None, last_error=failure.reason)
+        # The task queues its own retry (Celery's retry) as it returns.
+        .values(
+            status=DeliveryState.QUEUED,
+            claimed_at=None,
+            enqueued_at=utcnow(),
+            last_error=failure.reason,
+        )
     )
     await session.commit()
     return Outcome(retry_in=backoff(settings, delivery.attempts))
@@ -190,7 +207,13 @@ async def replay(session: AsyncSession, delivery_id: uuid.UUID) -> Delivery:
     delivery = await session.scalar(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status == DeliveryState.DEAD)
-        .values(status=DeliveryState.QUEUED, attempts=0, dead_at=None, claimed_at=None)
+        .values(
+            status=DeliveryState.QUEUED,
+            attempts=0,
+            dead_at=None,
+            claimed_at=None,
+            enqueued_at=None,
+        )
         .returning(Delivery)
     )
     if delivery is None:
@@ -207,6 +230,68 @@ async def replay(session: AsyncSession, delivery_id: uuid.UUID) -> Delivery:
     )
     await session.commit()
     return delivery
+
+
+async def sweep_stranded(session: AsyncSession, settings: CommunicationSettings) -> list[uuid.UUID]:
+    """Queued deliveries no task will ever run, taken to be handed to the broker again.
+
+    Stranded: never handed to the broker for `stranded_after_seconds` (it was unreachable
+    when the delivery was stored, or the process died in between), or handed over so long
+    ago — past the visibility timeout and the longest retry — that the broker lost the task.
+    One UPDATE marks them handed over, so concurrent sweeps take each once; whatever fails
+    to reach the broker again is unmarked by `handed_over` for the next sweep.
+    """
+    now = utcnow()
+    never = now - timedelta(seconds=settings.stranded_after_seconds)
+    lost = now - timedelta(
+        seconds=settings.task_visibility_timeout
+        + settings.retry_max_seconds
+        + settings.stranded_after_seconds
+    )
+    stranded = (
+        select(Delivery.id)
+        .where(
+            Delivery.status == DeliveryState.QUEUED,
+            or_(
+                and_(Delivery.enqueued_at.is_(None), Delivery.created_at < never),
+                Delivery.enqueued_at < lost,
+            ),
+        )
+        .order_by(Delivery.created_at)
+        .limit(SWEEP_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    taken = await session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(stranded))
+        .values(enqueued_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(taken)
+    await session.commit()
+    return ids
+
+
+async def handed_over(
+    session: AsyncSession, handed: Sequence[uuid.UUID], failed: Sequence[uuid.UUID]
+) -> None:
+    """Record which deliveries' tasks reached the broker (and which did not, for the sweep)."""
+    if handed:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(handed))
+            .values(enqueued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    if failed:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(failed), Delivery.status == DeliveryState.QUEUED)
+            .values(enqueued_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    await session.commit()
 
 
 async def attempts_of_deliveries(

@@ -99,16 +99,23 @@ async def send(
         wanted.append(Channel.WEBHOOK)  # webhooks carry the in-app rendering as JSON
     contact = await session.get(Contact, recipient_id)
     locale = (contact.locale if contact else None) or settings.default_locale
+    context = {**known, "app_url": settings.app_url}
     rendered = {
-        channel: chosen.render(
-            channel,
-            locale,
-            {**known, "app_url": settings.app_url},
-            default_locale=settings.default_locale,
-        )
+        channel: chosen.render(channel, locale, context, default_locale=settings.default_locale)
         for channel in chosen.channels
     }
-    title, body = _headline(chosen, rendered)
+    # Without the secrets: what the notification shows and what deliveries keep once sent.
+    redacted = (
+        {
+            channel: chosen.render(
+                channel, locale, chosen.redacted(context), default_locale=settings.default_locale
+            )
+            for channel in chosen.channels
+        }
+        if chosen.secrets
+        else rendered
+    )
+    title, body = _headline(chosen, redacted)
     if not title or len(title) > MAX_TITLE:
         raise BadInput(f"title must be 1 to {MAX_TITLE} characters", field="title")
     if len(body) > MAX_BODY:
@@ -139,7 +146,7 @@ async def send(
         preference = preferences.get(channel)
         if preference is not None and not preference.enabled and not transactional:
             continue
-        delivery = _delivery(notification, channel, rendered, contact)
+        delivery = _delivery(notification, channel, rendered, redacted, contact)
         if delivery is None:
             continue
         if (
@@ -170,7 +177,7 @@ async def send(
 def _headline(chosen: Template, rendered: dict[str, dict[str, str]]) -> tuple[str, str]:
     """The notification's own title and body: the in-app text, else only the email subject.
 
-    An email body may carry a secret (a one-time link); it is kept with its delivery only.
+    (An email body is the delivery's own.)
     """
     if "in_app" in rendered:
         return rendered["in_app"]["title"], rendered["in_app"]["body"]
@@ -181,6 +188,7 @@ def _delivery(
     notification: Notification,
     channel: str,
     rendered: dict[str, dict[str, str]],
+    redacted: dict[str, dict[str, str]],
     contact: Contact | None,
 ) -> Delivery | None:
     delivery = Delivery(
@@ -206,6 +214,12 @@ def _delivery(
             return None  # webhooks are opt-in: nothing to record without an endpoint
         delivery.subject, delivery.body = rendered["in_app"]["title"], rendered["in_app"]["body"]
         delivery.destination = contact.webhook_url
+    part = "email" if channel == Channel.EMAIL else "in_app"
+    if redacted[part]["body"] != delivery.body:
+        if delivery.status == DeliveryState.SKIPPED:
+            delivery.body = redacted[part]["body"]  # never sent: nothing to keep a secret for
+        else:
+            delivery.redacted_body = redacted[part]["body"]
     return delivery
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -11,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal, require_user
 from subgraphs.common.errors import BadInput
-from subgraphs.communication import webhooks
+from subgraphs.communication import destinations, webhooks
 from subgraphs.communication.models import Channel, Contact, Preference
+from subgraphs.communication.settings import CommunicationSettings
 
 MIN_DIGEST_SECONDS = 60
 MAX_DIGEST_SECONDS = 7 * 24 * 3600
@@ -104,15 +104,24 @@ async def set_locale(session: AsyncSession, principal: Principal | None, locale:
 
 
 async def set_webhook(
-    session: AsyncSession, principal: Principal | None, url: str | None
+    session: AsyncSession,
+    settings: CommunicationSettings,
+    principal: Principal | None,
+    url: str | None,
 ) -> tuple[Contact, str | None]:
-    """Set (or with None, remove) the caller's webhook; the new signing secret, shown once."""
+    """Set (or with None, remove) the caller's webhook; the new signing secret, shown once.
+
+    The URL must reach a public address (destinations.py): it is checked again before
+    every delivery."""
     caller = require_user(principal)
     secret = None
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
-            raise BadInput("url must be an absolute http(s) URL", field="url")
+        if len(url) > 2000:
+            raise BadInput("url must be at most 2000 characters", field="url")
+        try:
+            await destinations.resolve(url, settings)
+        except (destinations.DestinationRefused, destinations.DestinationUnresolved) as error:
+            raise BadInput(f"webhook url refused: {error}", field="url") from None
         secret = webhooks.new_secret()
     values = {"webhook_url": url, "webhook_secret": secret}
     await session.execute(

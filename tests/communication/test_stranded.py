@@ -1,0 +1,71 @@
+"""Deliveries whose task never reached the broker are swept back into the queue, once each."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from communication.broker import broker_unreachable
+from conftest import graphql, sign_up
+from sqlalchemy import select
+
+from subgraphs.communication import tasks
+from subgraphs.communication.models import Delivery
+from subgraphs.communication.service import delivery
+
+SEND = """mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id status } }"""
+
+
+async def in_app_of(apps, notification_id: str) -> Delivery:
+    async with apps["communication"].state.sessions() as session:
+        return await session.scalar(
+            select(Delivery).where(
+                Delivery.notification_id == uuid.UUID(notification_id),
+                Delivery.channel == "in_app",
+            )
+        )
+
+
+async def test_a_send_with_the_broker_down_is_stored_then_swept_once(apps, clients) -> None:
+    state = apps["communication"].state
+    # Sooner than the run's setting, so that this test's sweeps come before any other's.
+    settings = state.settings.model_copy(update={"stranded_after_seconds": 0.5})
+    ada = await sign_up(clients["identity"])
+    with broker_unreachable():
+        sent = await graphql(
+            clients["communication"],
+            SEND,
+            {"i": {"recipientId": ada.id, "title": "Hi"}},
+            ada.headers,
+        )
+        # Stored and answered: the delivery is there, never handed to the broker.
+        assert sent["data"]["sendNotification"]["status"] == "QUEUED", sent
+        notification = sent["data"]["sendNotification"]["id"]
+        stranded = await in_app_of(apps, notification)
+        assert stranded.status == "queued" and stranded.enqueued_at is None
+
+        await asyncio.sleep(0.6)
+        async with state.sessions() as session:
+            taken = await delivery.sweep_stranded(session, settings)
+            assert stranded.id in taken
+            await tasks.enqueue_deliveries(session, taken)  # the broker is still away
+        assert (await in_app_of(apps, notification)).enqueued_at is None  # for the next sweep
+
+    # Two sweeps at once (two consumer replicas): each stranded delivery is taken by one.
+    async def sweep() -> list[uuid.UUID]:
+        async with state.sessions() as session:
+            return await delivery.sweep_stranded(session, settings)
+
+    first, second = await asyncio.gather(sweep(), sweep())
+    assert (first + second).count(stranded.id) == 1
+    assert stranded.id not in await sweep()
+    async with state.sessions() as session:
+        await tasks.enqueue_deliveries(session, [stranded.id])
+    handed = await in_app_of(apps, notification)
+    assert handed.enqueued_at is not None and handed.status == "queued"
+    assert stranded.id not in await sweep()  # handed over: never swept again
+
+    async with state.sessions() as session:
+        outcome = await delivery.deliver(session, state.redis, state.settings, stranded.id)
+    assert outcome == delivery.Outcome()
+    assert (await in_app_of(apps, notification)).status == "sent"
