@@ -13,8 +13,10 @@ from typing import Any
 
 from conftest import PASSWORD, sign_up, unique_email
 from integration.conftest import execute, graphql_ws
+from sqlalchemy import select
 
 from subgraphs.communication import webhooks
+from subgraphs.communication.models import Delivery, DeliveryAttempt, Notification
 
 SEND = "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id } }"
 DELIVERIES = """query($id: ID!) { notification(id: $id) { status deliveries {
@@ -277,3 +279,37 @@ async def test_message_added_reaches_the_other_member_through_the_router(
     assert message is not None
     added = message["payload"]["data"]["messageAdded"]
     assert added["body"].startswith("hello") and added["sender"] == {"id": ada.id}
+
+
+async def test_stored_emails_keep_no_one_time_token_once_sent(apps, router, mailbox) -> None:
+    user = await registered(router, mailbox)  # the verification email arrived, token and all
+    token = user["verification"].split("verify-email?token=")[1].split()[0]
+    assert len(token) >= 20
+
+    async def stored_texts() -> list[str]:
+        async with apps["communication"].state.sessions() as session:
+            mine = uuid.UUID(user["id"])
+            deliveries = (
+                await session.scalars(select(Delivery).where(Delivery.recipient_id == mine))
+            ).all()
+            notes = (
+                await session.scalars(select(Notification).where(Notification.recipient_id == mine))
+            ).all()
+            attempts = (
+                await session.scalars(
+                    select(DeliveryAttempt).where(
+                        DeliveryAttempt.delivery_id.in_([d.id for d in deliveries])
+                    )
+                )
+            ).all()
+        if any(d.status != "sent" for d in deliveries):
+            return []
+        return [
+            *(f"{d.subject} {d.body} {d.redacted_body} {d.last_error}" for d in deliveries),
+            *(f"{n.title} {n.body} {n.idempotency_key}" for n in notes),
+            *(f"{a.reason}" for a in attempts),
+        ]
+
+    texts = await eventually(stored_texts)
+    assert not any(token in text for text in texts)
+    assert any("verify-email?token=[redacted]" in text for text in texts)
