@@ -1,4 +1,4 @@
-# One image for everything Python in Hub: the four subgraphs, the Celery worker and the
+# One image for everything Python in Hub: the four subgraphs, the Celery workers and the
 # migrations. compose.yaml picks what a container runs with its `command`.
 FROM python:3.11-slim-bookworm
 

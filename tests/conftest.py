@@ -60,6 +60,7 @@ os.environ.update(COMMUNICATION_TEST_ENV)
 # Content's uploaded files, for in-process apps and the spawned stack alike.
 CONTENT_FILES = Path(tempfile.gettempdir()) / f"hubtest_{RUN_ID}_content_files"
 os.environ["HUB_CONTENT_STORAGE_PATH"] = str(CONTENT_FILES)
+CORPUS_TYPES = ROOT / "tests" / "workflow" / "corpus" / "document_types.yaml"
 
 from communication.servers import mailbox, receiver  # noqa: E402, F401  (fixtures)
 
@@ -266,6 +267,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # The whole suite is one client (127.0.0.1) of this router: a per-client limit
             # would only make tests flaky. tests/router/ checks it on a router of its own.
             "HUB_ROUTER_RATE_LIMIT": "off",
+            # Document types the suggestion tests classify into (workflow's sample corpus).
+            "HUB_CONTENT_DOCUMENT_TYPES_FILE": str(CORPUS_TYPES),
             **COMMUNICATION_TEST_ENV,
         },
     )

@@ -100,6 +100,16 @@ def test_worker_shares_communications_database_and_redis() -> None:
     assert worker_settings.redis_dsn == api_settings.redis_dsn
 
 
+def test_workflow_worker_shares_workflows_database_and_redis() -> None:
+    worker = COMPOSE["workflow-worker"]
+    assert worker["command"][:3] == ["celery", "-A", "subgraphs.workflow.tasks"]
+    workflow = next(s for s in SUBGRAPHS if s.name == "workflow")
+    worker_settings = settings_in("workflow-worker", workflow)
+    api_settings = settings_in("workflow", workflow)
+    assert worker_settings.database_dsn == api_settings.database_dsn
+    assert worker_settings.redis_dsn == api_settings.redis_dsn
+
+
 def test_migrations_run_before_the_subgraphs_start() -> None:
     migrate = COMPOSE["migrate"]
     assert migrate["command"] == ["python", "-m", "subgraphs", "migrate"]

@@ -48,6 +48,8 @@ DEFAULT_DATABASE_NAMES = {
     "workflow": "workflow_intelligence_service",
 }
 WORKER_APP = "subgraphs.communication.tasks"
+# Workflow's worker computes suggestions (classification, summaries, key fields, routing).
+WORKFLOW_WORKER_APP = "subgraphs.workflow.tasks"
 # Without mingle/gossip a worker neither waits for nor talks to other workers at startup.
 WORKER_OPTIONS = ["--loglevel=INFO", "--concurrency=2", "--without-mingle", "--without-gossip"]
 
@@ -163,6 +165,10 @@ class Stack:
         return f"hub-worker-{self.ports.communication}@{socket.gethostname()}"
 
     @property
+    def workflow_worker_name(self) -> str:
+        return f"hub-workflow-worker-{self.ports.workflow}@{socket.gethostname()}"
+
+    @property
     def database_names(self) -> dict[str, str]:
         return {
             service: self.env.get(f"HUB_{service.upper()}_DATABASE_NAME", default)
@@ -190,6 +196,25 @@ class Stack:
                 cwd=self.root,
                 # Celery logs "celery@host ready." once it consumes: cheaper than polling
                 # `celery inspect ping`, which imports the whole app each time.
+                ready_log=r"\bready\.\s*$",
+            )
+        )
+        procs.append(
+            ManagedProcess(
+                name="workflow-worker",
+                # One process: training a classifier takes a core while it runs.
+                argv=[
+                    celery,
+                    "-A",
+                    WORKFLOW_WORKER_APP,
+                    "worker",
+                    "-n",
+                    self.workflow_worker_name,
+                    *WORKER_OPTIONS,
+                    "--concurrency=1",
+                ],
+                env=self.env,
+                cwd=self.root,
                 ready_log=r"\bready\.\s*$",
             )
         )
@@ -348,6 +373,10 @@ class Stack:
             env[prefix + "URL"] = self.urls[service]
         # Webhooks to a receiver on this machine (refused elsewhere: no private addresses).
         env.setdefault("HUB_COMMUNICATION_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1,localhost")
+        # Workflow reaches the others' APIs (request actions, documents' text) on this stack.
+        env["HUB_WORKFLOW_SERVICE_URLS"] = json.dumps(
+            {service: self.urls[service] for service in SUBGRAPHS if service != "workflow"}
+        )
         # Services verify tokens with the keys of this stack's identity, not the default's.
         env["HUB_JWKS_URL"] = f"{self.urls['identity']}/.well-known/jwks.json"
         env.update(extra)

@@ -21,7 +21,7 @@ from .backing import (
     redis_error,
 )
 from .processes import http_get, read_pid_records
-from .stack import SUBGRAPHS, WORKER_APP, Stack, StackPorts
+from .stack import SUBGRAPHS, WORKER_APP, WORKFLOW_WORKER_APP, Stack, StackPorts
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,10 @@ def check_all(stack: Stack, run_dir: Path) -> list[Row]:
         ),
         lambda: _http_row("router", f"{stack.urls['router']}/readiness", pids),
         *[(lambda s=s: _http_row(s, f"{stack.urls[s]}/ready", pids)) for s in SUBGRAPHS],
-        lambda: _worker_row(stack, pids),
+        lambda: _worker_row(stack, pids, "worker", WORKER_APP, stack.worker_name),
+        lambda: _worker_row(
+            stack, pids, "workflow-worker", WORKFLOW_WORKER_APP, stack.workflow_worker_name
+        ),
     ]
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
         return list(pool.map(lambda check: check(), checks))
@@ -100,11 +103,11 @@ def _http_row(name: str, url: str, pids: dict) -> Row:
     return Row(name, False, f"{url} {status} {_one_line(body)}", pid)
 
 
-def _worker_row(stack: Stack, pids: dict) -> Row:
+def _worker_row(stack: Stack, pids: dict, name: str, app: str, node: str) -> Row:
     # A real round trip through the broker; only our node, so that another stack's worker
     # on the same Redis cannot answer for it.
     celery = str(Path(sys.executable).parent / "celery")
-    argv = [celery, "-A", WORKER_APP, "inspect", "ping", "--timeout", "3", "-d", stack.worker_name]
+    argv = [celery, "-A", app, "inspect", "ping", "--timeout", "3", "-d", node]
     try:
         result = subprocess.run(
             argv, cwd=stack.root, env=stack.env, capture_output=True, text=True, timeout=30
@@ -112,11 +115,11 @@ def _worker_row(stack: Stack, pids: dict) -> Row:
         ok, output = result.returncode == 0, result.stdout + result.stderr
     except (OSError, subprocess.TimeoutExpired) as exc:
         ok, output = False, str(exc)
-    pid = pids["worker"].pid if "worker" in pids else None
+    pid = pids[name].pid if name in pids else None
     if ok:
-        return Row("worker", True, f"celery inspect ping: {stack.worker_name} answers", pid)
+        return Row(name, True, f"celery inspect ping: {node} answers", pid)
     last = output.strip().splitlines()[-1] if output.strip() else "no output"
-    return Row("worker", False, f"celery inspect ping {stack.worker_name}: {last}", pid)
+    return Row(name, False, f"celery inspect ping {node}: {last}", pid)
 
 
 def _one_line(body: str, limit: int = 100) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
@@ -23,7 +24,9 @@ from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageKey
 from subgraphs.workflow import definitions as language
 from subgraphs.workflow import models
-from subgraphs.workflow.service import definitions, instances, tasks
+from subgraphs.workflow import tasks as jobs
+from subgraphs.workflow.service import definitions, instances, suggestions, tasks
+from subgraphs.workflow.service.content import ContentAPI
 from subgraphs.workflow.service.updates import ALL_INSTANCES, announce, channel_of
 
 T = TypeVar("T")
@@ -41,6 +44,15 @@ class Document:
     async def workflows(self, info: HubInfo) -> list[WorkflowInstance]:
         rows = await info.context.loader(instances.instances_of_documents).load(parse_id(self.id))
         return [WorkflowInstance.from_model(row) for row in rows]
+
+    @strawberry.field(
+        description="Suggestions about this document the caller may see (theirs, or their "
+        "organizations'), newest first."
+    )
+    async def suggestions(
+        self, info: HubInfo, kind: SuggestionKind | None = None
+    ) -> list[Suggestion]:
+        return await _suggestions_of(info, parse_id(self.id), kind)
 
 
 @strawberry.federation.type(keys=["id"])
@@ -275,6 +287,92 @@ class Task:
         subject_id = strawberry.ID(str(row.subject_id))
         return Document(id=subject_id) if row.subject_type == "Document" else User(id=subject_id)
 
+    @strawberry.field(description="Routing suggestions for this task, newest first.")
+    async def suggestions(self, info: HubInfo) -> list[Suggestion]:
+        return await _suggestions_of(info, uuid.UUID(self.id), None)
+
+
+@strawberry.enum(description="What a suggestion proposes.")
+class SuggestionKind(enum.Enum):
+    CLASSIFICATION = "classification"
+    SUMMARY = "summary"
+    KEY_FIELDS = "key_fields"
+    ROUTING = "routing"
+
+
+@strawberry.enum
+class SuggestionStatus(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@strawberry.type(
+    description="What an intelligence job proposes about a document or a task; applied only "
+    "when a person accepts it."
+)
+class Suggestion:
+    id: strawberry.ID
+    kind: SuggestionKind
+    status: SuggestionStatus = strawberry.field(
+        description="queued, running, then ready or failed; accepted or rejected once decided."
+    )
+    subject_type: str
+    subject_id: strawberry.ID
+    value: JSON | None = strawberry.field(
+        description="classification: {type, tags, tagConfidences, alternatives}; summary: "
+        "{sentences, text}; keyFields: {fields: [{kind, value, text, context, subtype}]}; "
+        "routing: {userId, candidates, history}."
+    )
+    confidence: float | None = strawberry.field(description="0 to 1, where the model gives one.")
+    model_version: str | None
+    error: str | None = strawberry.field(description="Why it failed.")
+    decision: JSON | None = strawberry.field(description="What the person decided.")
+    decided_by: strawberry.ID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.Suggestion) -> Suggestion:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            kind=SuggestionKind(row.kind),
+            status=SuggestionStatus(row.status),
+            subject_type=row.subject_type,
+            subject_id=strawberry.ID(str(row.subject_id)),
+            value=row.value,
+            confidence=row.confidence,
+            model_version=row.model_version,
+            error=row.error,
+            decision=row.decision,
+            decided_by=strawberry.ID(str(row.decided_by)) if row.decided_by else None,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field(description="The document it is about, if it is about one.")
+    def document(self) -> Document | None:
+        return Document(id=self.subject_id) if self.subject_type == "Document" else None
+
+    @strawberry.field(description="The task it is about, if it is about one.")
+    async def task(self, info: HubInfo) -> Task | None:
+        if self.subject_type != "Task":
+            return None
+        row = await info.context.loader(tasks.tasks_by_ids).load(uuid.UUID(self.subject_id))
+        return Task.from_model(row) if row else None
+
+
+async def _suggestions_of(
+    info: HubInfo, subject_id: uuid.UUID, kind: SuggestionKind | None
+) -> list[Suggestion]:
+    rows = await info.context.loader(
+        suggestions.suggestions_of_subjects, principal=info.context.principal
+    ).load(subject_id)
+    return [Suggestion.from_model(r) for r in rows if kind is None or r.kind == kind.value]
+
 
 # --- typed mutation errors --------------------------------------------------------------
 
@@ -361,6 +459,56 @@ PublishDefinitionResult = Annotated[
 InstanceResult = Annotated[WorkflowInstance | Errors, strawberry.union("WorkflowInstanceResult")]
 TaskResult = Annotated[Task | Errors, strawberry.union("TaskResult")]
 ActionRunResult = Annotated[WorkflowActionRun | Errors, strawberry.union("WorkflowActionRunResult")]
+SuggestionResult = Annotated[Suggestion | Errors, strawberry.union("SuggestionResult")]
+
+
+@strawberry.type(description="Suggestions queued; each becomes ready (or failed) on its own.")
+class SuggestionsRequested:
+    suggestions: list[Suggestion]
+
+
+@strawberry.type(description="Labelled documents now among their organizations' examples.")
+class ExamplesLearned:
+    count: int = strawberry.field(description="Documents learned from (unlabelled ones skipped).")
+    organization_ids: list[strawberry.ID]
+
+
+RequestSuggestionsResult = Annotated[
+    SuggestionsRequested | Errors, strawberry.union("RequestSuggestionsResult")
+]
+LearnResult = Annotated[ExamplesLearned | Errors, strawberry.union("LearnFromDocumentsResult")]
+
+
+@strawberry.input
+class RequestDocumentSuggestionsInput:
+    document_id: strawberry.ID
+    kinds: list[SuggestionKind] = strawberry.field(
+        description="classification, summary and/or keyFields (routing is for tasks)."
+    )
+
+
+@strawberry.input
+class AcceptSuggestionInput:
+    id: strawberry.ID
+    type: str | None = strawberry.field(
+        default=None, description="Classification: the type to apply instead of the suggested."
+    )
+    tags: list[str] | None = strawberry.field(
+        default=None, description="Classification: the tags to add instead of the suggested."
+    )
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Routing: whom to assign instead of the suggested user."
+    )
+
+
+@strawberry.input
+class RejectSuggestionInput:
+    id: strawberry.ID
+    reason: str | None = None
+    type: str | None = strawberry.field(
+        default=None, description="Classification: the right type, learned from (not applied)."
+    )
+    tags: list[str] | None = None
 
 
 @strawberry.input
@@ -419,6 +567,13 @@ class Query:
                 session, first=first, after=after, definition_key=definition_key, status=status
             )
         return Connection.of(page, WorkflowInstance.from_model)
+
+    @strawberry.field(description="One suggestion, or null when there is none the caller may see.")
+    async def suggestion(self, info: HubInfo, id: strawberry.ID) -> Suggestion | None:
+        row = await info.context.loader(
+            suggestions.suggestions_by_ids, principal=info.context.principal
+        ).load(parse_id(id))
+        return Suggestion.from_model(row) if row else None
 
     @strawberry.field(description="The newest version of every definition, built-ins included.")
     async def workflow_definitions(self, info: HubInfo) -> list[WorkflowDefinition]:
@@ -566,6 +721,124 @@ class Mutation:
                 s, info.context.principal, parse_id(id), parse_id(user_id, "userId"), comment
             ),
         )
+
+    @strawberry.mutation(
+        description="Ask for suggestions about a document the caller may read; its text is "
+        "read from content now, as the caller, and the suggestions are computed by the worker."
+    )
+    async def request_document_suggestions(
+        self, info: HubInfo, input: RequestDocumentSuggestionsInput
+    ) -> RequestSuggestionsResult:
+        async def work() -> SuggestionsRequested:
+            async with info.context.session() as session:
+                rows = await suggestions.request_for_document(
+                    session,
+                    info.context.principal,
+                    _content(info),
+                    _authorization(info),
+                    parse_id(input.document_id, "documentId"),
+                    [k.value for k in input.kinds],
+                )
+            await jobs.enqueue_suggestions(r.id for r in rows)
+            return SuggestionsRequested(suggestions=[Suggestion.from_model(r) for r in rows])
+
+        return await attempt(work)
+
+    @strawberry.mutation(description="Ask who usually handles this kind of task.")
+    async def request_task_routing(self, info: HubInfo, task_id: strawberry.ID) -> SuggestionResult:
+        async def work() -> Suggestion:
+            async with info.context.session() as session:
+                row = await suggestions.request_routing(
+                    session, info.context.principal, parse_id(task_id, "taskId")
+                )
+            await jobs.enqueue_suggestions([row.id])
+            return Suggestion.from_model(row)
+
+        return await attempt(work)
+
+    @strawberry.mutation(
+        description="Apply a ready suggestion (a classification to the document through "
+        "content, as the caller; a routing to the task), corrected if given; it is learned from."
+    )
+    async def accept_suggestion(
+        self, info: HubInfo, input: AcceptSuggestionInput
+    ) -> SuggestionResult:
+        async def work() -> Suggestion:
+            async with info.context.session() as session:
+                row = await suggestions.accept(
+                    session,
+                    info.context.principal,
+                    _content(info),
+                    _authorization(info),
+                    parse_id(input.id),
+                    type=input.type,
+                    tags=input.tags,
+                    user_id=parse_id(input.user_id, "userId") if input.user_id else None,
+                )
+            await _after_decision(info, row)
+            return Suggestion.from_model(row)
+
+        return await attempt(work)
+
+    @strawberry.mutation(description="Turn a ready suggestion down; a correction is learned from.")
+    async def reject_suggestion(
+        self, info: HubInfo, input: RejectSuggestionInput
+    ) -> SuggestionResult:
+        async def work() -> Suggestion:
+            async with info.context.session() as session:
+                row = await suggestions.reject(
+                    session,
+                    info.context.principal,
+                    parse_id(input.id),
+                    reason=input.reason,
+                    type=input.type,
+                    tags=input.tags,
+                )
+            await _after_decision(info, row)
+            return Suggestion.from_model(row)
+
+        return await attempt(work)
+
+    @strawberry.mutation(
+        description="Teach classification from documents already labelled (read as the caller)."
+    )
+    async def learn_from_documents(
+        self, info: HubInfo, document_ids: list[strawberry.ID]
+    ) -> LearnResult:
+        async def work() -> ExamplesLearned:
+            async with info.context.session() as session:
+                rows = await suggestions.learn_from_documents(
+                    session,
+                    info.context.principal,
+                    _content(info),
+                    _authorization(info),
+                    [parse_id(d, "documentIds") for d in document_ids],
+                )
+            organizations = {r.organization_id for r in rows}
+            await jobs.enqueue_training(organizations)
+            return ExamplesLearned(
+                count=len(rows),
+                organization_ids=[strawberry.ID(str(o)) for o in sorted(organizations, key=str)],
+            )
+
+        return await attempt(work)
+
+
+def _content(info: HubInfo) -> ContentAPI:
+    assert info.context.request is not None
+    content: ContentAPI = info.context.request.app.state.content_api
+    return content
+
+
+def _authorization(info: HubInfo) -> str | None:
+    """The caller's own token, forwarded to content: content decides what they may read."""
+    assert info.context.request is not None
+    return info.context.request.headers.get("authorization")
+
+
+async def _after_decision(info: HubInfo, row: models.Suggestion) -> None:
+    async with info.context.session() as session:
+        await jobs.after_decision(session, info.context.redis, row)
 
 
 async def _task_change(info: HubInfo, change: Callable[[Any], Awaitable[models.Task]]) -> Any:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -196,6 +197,50 @@ class Suggestion(UUIDPrimaryKey, Timestamps, Base):
     # What the person chose in the end (their label), the next training's example.
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     input_text: Mapped[str | None] = mapped_column(Text)
+
+
+class ClassificationExample(UUIDPrimaryKey, Timestamps, Base):
+    """A labelled text an organization's classifier learns from.
+
+    From a document the organization labelled (`labelled`, read from content with the
+    caller's token), or from a person's decision on a classification suggestion
+    (`accepted`, `corrected`). One per document: a new label replaces the old one.
+    """
+
+    __tablename__ = "classification_examples"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "document_id"),
+        Index(
+            "ix_classification_examples_organization_id_updated_at", "organization_id", "updated_at"
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID]
+    document_id: Mapped[uuid.UUID | None]
+    text: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(64))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # labelled | accepted | corrected
+    source: Mapped[str] = mapped_column(String(20))
+    suggestion_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("suggestions.id"))
+    created_by: Mapped[uuid.UUID | None]
+
+
+class ClassifierModel(UUIDPrimaryKey, Base):
+    """One trained version of an organization's classifier (intelligence/classifier.py)."""
+
+    __tablename__ = "classifier_models"
+    __table_args__ = (UniqueConstraint("organization_id", "version"),)
+
+    organization_id: Mapped[uuid.UUID]
+    version: Mapped[int] = mapped_column(Integer)
+    algorithm: Mapped[str] = mapped_column(String(50))
+    # What it learned from: when the examples say otherwise, it is stale and retrained.
+    example_count: Mapped[int] = mapped_column(Integer)
+    examples_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ProcessedEvent(Base):

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from subgraphs.common.rest import Caller, CursorPage, Session, SignedIn
-from subgraphs.workflow.service import definitions, instances, tasks
+from subgraphs.workflow import tasks as jobs
+from subgraphs.workflow.service import definitions, instances, suggestions, tasks
+from subgraphs.workflow.service.content import ContentAPI
 from subgraphs.workflow.service.updates import announce
 
 router = APIRouter(tags=["workflows"])
@@ -264,3 +266,143 @@ async def delegate(
     task = await tasks.delegate(session, caller, task_id, body.user_id, body.comment)
     await announce(request.app.state.redis, [task.instance_id])
     return TaskOut.model_validate(task)
+
+
+# --- suggestions (under /workflows: the router sends /api/v1/workflows/... here) -----------
+
+
+class SuggestionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    subject_type: str
+    subject_id: uuid.UUID
+    organization_id: uuid.UUID | None
+    value: dict[str, Any] | None
+    confidence: float | None
+    model_version: str | None
+    error: str | None
+    decision: dict[str, Any] | None
+    decided_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SuggestionsIn(BaseModel):
+    document_id: uuid.UUID
+    kinds: list[Literal["classification", "summary", "key_fields"]] = Field(
+        min_length=1, max_length=3
+    )
+
+
+class AcceptIn(BaseModel):
+    type: str | None = Field(default=None, min_length=1, max_length=64)
+    tags: list[str] | None = Field(default=None, max_length=suggestions.MAX_TAGS)
+    user_id: uuid.UUID | None = None
+
+
+class RejectIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=10_000)
+    type: str | None = Field(default=None, min_length=1, max_length=64)
+    tags: list[str] | None = Field(default=None, max_length=suggestions.MAX_TAGS)
+
+
+class LearnIn(BaseModel):
+    document_ids: list[uuid.UUID] = Field(min_length=1, max_length=suggestions.MAX_LEARN_DOCUMENTS)
+
+
+class LearnedOut(BaseModel):
+    count: int
+    organization_ids: list[uuid.UUID]
+
+
+def _content(request: Request) -> ContentAPI:
+    content: ContentAPI = request.app.state.content_api
+    return content
+
+
+@router.post("/workflows/suggestions", status_code=202, response_model=list[SuggestionOut])
+async def request_suggestions(
+    body: SuggestionsIn, session: Session, caller: SignedIn, request: Request
+) -> list[SuggestionOut]:
+    rows = await suggestions.request_for_document(
+        session,
+        caller,
+        _content(request),
+        request.headers.get("authorization"),
+        body.document_id,
+        body.kinds,
+    )
+    await jobs.enqueue_suggestions(r.id for r in rows)
+    return [SuggestionOut.model_validate(r) for r in rows]
+
+
+@router.get("/workflows/suggestions", response_model=list[SuggestionOut])
+async def suggestions_about(
+    subject_id: uuid.UUID, session: Session, caller: SignedIn
+) -> list[SuggestionOut]:
+    rows = (await suggestions.suggestions_of_subjects(session, [subject_id], principal=caller))[0]
+    return [SuggestionOut.model_validate(r) for r in rows]
+
+
+@router.get("/workflows/suggestions/{suggestion_id}", response_model=SuggestionOut)
+async def get_suggestion(
+    suggestion_id: uuid.UUID, session: Session, caller: SignedIn
+) -> SuggestionOut:
+    return SuggestionOut.model_validate(
+        await suggestions.get_suggestion(session, caller, suggestion_id)
+    )
+
+
+@router.post("/workflows/suggestions/{suggestion_id}/accept", response_model=SuggestionOut)
+async def accept_suggestion(
+    suggestion_id: uuid.UUID, body: AcceptIn, session: Session, caller: SignedIn, request: Request
+) -> SuggestionOut:
+    row = await suggestions.accept(
+        session,
+        caller,
+        _content(request),
+        request.headers.get("authorization"),
+        suggestion_id,
+        type=body.type,
+        tags=body.tags,
+        user_id=body.user_id,
+    )
+    await jobs.after_decision(session, request.app.state.redis, row)
+    return SuggestionOut.model_validate(row)
+
+
+@router.post("/workflows/suggestions/{suggestion_id}/reject", response_model=SuggestionOut)
+async def reject_suggestion(
+    suggestion_id: uuid.UUID, body: RejectIn, session: Session, caller: SignedIn, request: Request
+) -> SuggestionOut:
+    row = await suggestions.reject(
+        session, caller, suggestion_id, reason=body.reason, type=body.type, tags=body.tags
+    )
+    await jobs.after_decision(session, request.app.state.redis, row)
+    return SuggestionOut.model_validate(row)
+
+
+@router.post("/workflows/classification/examples", response_model=LearnedOut)
+async def learn_from_documents(
+    body: LearnIn, session: Session, caller: SignedIn, request: Request
+) -> LearnedOut:
+    rows = await suggestions.learn_from_documents(
+        session,
+        caller,
+        _content(request),
+        request.headers.get("authorization"),
+        body.document_ids,
+    )
+    organizations = sorted({r.organization_id for r in rows}, key=str)
+    await jobs.enqueue_training(organizations)
+    return LearnedOut(count=len(rows), organization_ids=organizations)
+
+
+@router.post("/tasks/{task_id}/routing-suggestions", status_code=202, response_model=SuggestionOut)
+async def request_routing(task_id: uuid.UUID, session: Session, caller: SignedIn) -> SuggestionOut:
+    row = await suggestions.request_routing(session, caller, task_id)
+    await jobs.enqueue_suggestions([row.id])
+    return SuggestionOut.model_validate(row)

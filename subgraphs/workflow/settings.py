@@ -28,3 +28,7 @@ class WorkflowSettings(ServiceSettings):
         description="Where the `request` actions of definitions reach each service (JSON).",
     )
     request_timeout_seconds: float = 10
+    intelligence_provider: str = Field(
+        default="local",
+        description="What computes suggestions (intelligence/providers.py); `local`: offline.",
+    )

@@ -39,7 +39,8 @@ def test_a_trained_model_round_trips_and_suggests_type_tags_and_confidence() -> 
     model = TextClassifier.from_bytes(TextClassifier.train(CORPUS[:200]).to_bytes())
     text = (
         "Purchase order PO-2027-311 to Meditech Solutions: please supply sterile surgical "
-        "gloves, infusion pumps and consumables. Deliver to the central warehouse no later than 3 May 2027."
+        "gloves, infusion pumps and consumables. Deliver to the central warehouse no later "
+        "than 3 May 2027."
     )
     result = model.classify(text)
     assert result.type == "purchase_order"
