@@ -11,10 +11,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from communication.broker import broker_unreachable
 from conftest import PASSWORD, sign_up, unique_email
 from integration.conftest import execute, graphql_ws
 from sqlalchemy import select
 
+from subgraphs.common import events
+from subgraphs.common.settings import HubSettings
 from subgraphs.communication import webhooks
 from subgraphs.communication.models import Delivery, DeliveryAttempt, Notification
 
@@ -313,3 +316,102 @@ async def test_stored_emails_keep_no_one_time_token_once_sent(apps, router, mail
     texts = await eventually(stored_texts)
     assert not any(token in text for text in texts)
     assert any("verify-email?token=[redacted]" in text for text in texts)
+
+
+async def test_a_delivery_stored_while_the_broker_was_down_is_swept_and_sent_once(
+    stack, apps, clients, receiver
+) -> None:
+    """The API stores the notification but cannot queue its task; the stack's event consumer
+    sweeps it back into the queue and the real worker delivers it, once."""
+    user = await sign_up(clients["identity"])
+    hook = f"swept-{uuid.uuid4().hex[:6]}"
+    communication = clients["communication"]  # in process: its Celery client is ours to break
+    webhook = await communication.put(
+        "/api/v1/notifications/webhook", json={"url": receiver.endpoint(hook)}, headers=user.headers
+    )
+    assert webhook.status_code == 200, webhook.text
+    with broker_unreachable():
+        sent = await communication.post(
+            "/api/v1/notifications",
+            json={"recipient_id": user.id, "title": "Swept", "channels": ["webhook"]},
+            headers=user.headers,
+        )
+    assert sent.status_code == 201, sent.text
+    async with apps["communication"].state.sessions() as session:
+        (stranded,) = (
+            await session.scalars(
+                select(Delivery).where(Delivery.notification_id == uuid.UUID(sent.json()["id"]))
+            )
+        ).all()
+    # Stored, never handed to the broker (the sweep waits 3 s before taking it).
+    assert stranded.status == "queued" and stranded.enqueued_at is None
+
+    calls = await eventually(lambda: _first([receiver.received.get(hook)]), within=30)
+    await asyncio.sleep(4)  # more sweeps run (every second): nothing is sent again
+    calls = receiver.received[hook]
+    assert len(calls) == 1
+    notification = await communication.get(
+        f"/api/v1/notifications/{sent.json()['id']}", headers=user.headers
+    )
+    assert notification.json()["status"] == "delivered"
+    async with apps["communication"].state.sessions() as session:
+        swept = await session.get(Delivery, stranded.id)
+        attempts = (
+            await session.scalars(
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == stranded.id)
+            )
+        ).all()
+    assert swept.status == "sent" and swept.enqueued_at is not None
+    assert [a.status for a in attempts] == ["sent"]
+    assert calls[0].headers["webhook-id"] == str(stranded.id)
+
+
+async def test_an_event_published_while_the_consumer_process_is_down_is_notified_once_back(
+    stack, clients, router
+) -> None:
+    user = await sign_up(clients["identity"])
+    started = time.monotonic()
+    stack.stop_service("events")  # SIGTERM to the stack's consumer process
+    stopped_in = time.monotonic() - started
+    consumer = stack.supervisor.process("events").popen
+    # It stopped between two entries, on its own (no SIGKILL after the grace period).
+    assert consumer.returncode == 0 and stopped_in < 5, (consumer.returncode, stopped_in)
+    try:
+        client = events.connect(HubSettings())
+        event = events.Event(
+            id=str(uuid.uuid4()),
+            type="content.document_shared",
+            source="content",
+            occurred_at="2026-11-20T10:00:00+00:00",
+            data={
+                "document_id": str(uuid.uuid4()),
+                "document_title": "Offline spec",
+                "grantee_id": user.id,
+                "permission": "read",
+            },
+        )
+        await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)
+        await events.publish(client, os.environ["HUB_EVENTS_STREAM"], event)  # a duplicate
+        await client.aclose()
+        await asyncio.sleep(1)
+        assert not await _documents_notified(router, user)
+    finally:
+        stack.restart_service("events")
+
+    nodes = await eventually(lambda: _documents_notified(router, user))
+    await asyncio.sleep(1)
+    nodes = await _documents_notified(router, user)
+    assert nodes == [
+        {
+            "title": "“Offline spec” was shared with you",
+            "category": "documents",
+            "subjectType": "Document",
+        }
+    ]
+
+
+async def _documents_notified(router, user) -> list[dict[str, Any]]:
+    data = await execute(
+        router, "{ notifications { nodes { title category subjectType } } }", {}, user.headers
+    )
+    return [n for n in data["notifications"]["nodes"] if n["category"] == "documents"]
