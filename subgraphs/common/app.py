@@ -17,7 +17,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from subgraphs.common import redis
-from subgraphs.common.auth import TokenVerifier, bearer_token
+from subgraphs.common.auth import SessionRevocations, TokenVerifier, bearer_token
 from subgraphs.common.database import create_engine, create_sessionmaker
 from subgraphs.common.errors import HubError
 from subgraphs.common.graphql import Context, assign_codes
@@ -75,6 +75,7 @@ def create_app(
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        await app.state.revocations.close()
         await namespace.close()
         await engine.dispose()
 
@@ -90,7 +91,10 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.redis = namespace
-    app.state.verifier = verifier or TokenVerifier.from_settings(settings.hub)
+    app.state.revocations = SessionRevocations.for_deployment(settings.hub)
+    app.state.verifier = verifier or TokenVerifier.from_settings(
+        settings.hub, revocations=app.state.revocations
+    )
 
     async def context(connection: HTTPConnection) -> Context:
         principal, auth_error = None, None

@@ -4,20 +4,31 @@ Every service verifies the bearer token itself — signature (RS256 only, so nei
 `alg: none` nor an HS256 token signed with the public key passes), issuer, audience,
 expiry — and never trusts a header that anyone could set. Keys come from identity's
 JWKS, cached and fetched again when a token names a key id not seen yet (rotation).
+
+Access tokens are short-lived, but a session can end before its tokens do (logout, a
+revoked session, a password change or reset, a deactivated account, a reused refresh
+token). Identity then records the session id (`sid`) as revoked in the deployment's
+Redis (`SessionRevocations`) and every verifier refuses tokens of that session at once,
+instead of at their expiry; open subscriptions of the session end too
+(subgraphs/common/subscriptions.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import jwt
+import redis.asyncio as aioredis
 
+from subgraphs.common import events
 from subgraphs.common.errors import Forbidden, Unauthenticated
 from subgraphs.common.settings import HubSettings
 
@@ -29,6 +40,20 @@ ALGORITHMS = ["RS256"]
 MIN_REFETCH_SECONDS = 1.0
 
 JWKS = dict[str, Any]
+
+# The revocation registry, shared by every service of a deployment and therefore not under
+# a service's namespace but beside the deployment's event stream (HUB_EVENTS_STREAM, default
+# `hub:events`), on the same Redis: identity writes, everyone reads. One key per revoked
+# session, `<stream>:revoked-session:<sid>` = the reason, kept for as long as a token of the
+# session can still be valid; and one pub/sub channel, `<stream>:session-revoked`, on which
+# identity announces each revoked sid.
+REVOKED_SESSION_KEY = "{stream}:revoked-session:{sid}"
+SESSION_REVOKED_CHANNEL = "{stream}:session-revoked"
+# How long past its access tokens' lifetime a revocation is remembered: covers the
+# verifiers' clock leeway and clock skew between hosts.
+REVOCATION_MARGIN_SECONDS = 60
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,8 +118,126 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+class SessionRevocations:
+    """Which sessions have ended before their access tokens expire, and who is waiting on them.
+
+    Identity calls `revoke()` after it commits a revocation. Every service asks
+    `is_revoked()` once per authenticated request — one Redis EXISTS (measured in
+    tests/router/test_subscription_lifetime.py) — and open subscriptions `watch()` their
+    session: one pub/sub connection per process, whatever the number of subscriptions,
+    wakes the watchers of an announced sid.
+
+    A Redis outage must not take every signed-in request down with it, so a failed
+    lookup lets the token through (logged): revocation then falls back to the token's own
+    short expiry, which is what it was before the registry existed.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, *, stream: str, remember_seconds: int = 3600
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.channel = SESSION_REVOKED_CHANNEL.format(stream=stream)
+        self.remember_seconds = remember_seconds
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @classmethod
+    def for_deployment(cls, hub: HubSettings) -> SessionRevocations:
+        return cls(events.connect(hub), stream=hub.events_stream)
+
+    def key(self, session_id: uuid.UUID | str) -> str:
+        return REVOKED_SESSION_KEY.format(stream=self.stream, sid=session_id)
+
+    async def revoke(self, session_ids: Iterable[uuid.UUID], *, reason: str) -> None:
+        """Record `session_ids` as revoked and announce them (identity, after its commit)."""
+        ids = [str(sid) for sid in session_ids]
+        if not ids:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.set(self.key(sid), reason, ex=self.remember_seconds)
+                pipe.publish(self.channel, sid)
+            await pipe.execute()
+
+    async def is_revoked(self, session_id: uuid.UUID | str) -> bool:
+        try:
+            return bool(await self.client.exists(self.key(session_id)))
+        except (aioredis.RedisError, OSError):
+            log.warning("session revocation lookup failed; accepting the token", exc_info=True)
+            return False
+
+    @asynccontextmanager
+    async def watch(self, session_id: uuid.UUID | str) -> AsyncIterator[asyncio.Event]:
+        """An event set when `session_id` is revoked (already set if it is already revoked)."""
+        sid = str(session_id)
+        revoked = asyncio.Event()
+        self._watchers.setdefault(sid, set()).add(revoked)
+        try:
+            self._start_listener()
+            # Subscribed first, then checked: a revocation between the two is not missed.
+            await self._listening.wait()
+            if await self.is_revoked(sid):
+                revoked.set()
+            yield revoked
+        finally:
+            watchers = self._watchers.get(sid)
+            if watchers is not None:
+                watchers.discard(revoked)
+                if not watchers:
+                    del self._watchers[sid]
+
+    @property
+    def watched_sessions(self) -> int:
+        return len(self._watchers)
+
+    def _start_listener(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="session-revocations")
+
+    async def _listen(self) -> None:
+        """Wake watchers of each announced sid; after a lost connection, re-check them all."""
+        delay = 0.1
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                # Announcements missed while disconnected: ask about every watched sid.
+                for sid in list(self._watchers):
+                    if await self.is_revoked(sid):
+                        self._wake(sid)
+                self._listening.set()
+                delay = 0.1
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        self._wake(str(message["data"]))
+            except (aioredis.RedisError, OSError):
+                log.warning("session revocation channel lost; reconnecting", exc_info=True)
+                self._listening.set()  # watchers fall back to expiry meanwhile
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await pubsub.aclose()
+
+    def _wake(self, sid: str) -> None:
+        for event in self._watchers.get(sid, ()):
+            event.set()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+            self._listening.clear()
+        await self.client.aclose()
+
+
 class TokenVerifier:
-    """Verifies access tokens against a JWKS obtained from `fetch_jwks`."""
+    """Verifies access tokens against a JWKS obtained from `fetch_jwks`.
+
+    With `revocations`, a token of a revoked session is refused as well.
+    """
 
     def __init__(
         self,
@@ -104,7 +247,9 @@ class TokenVerifier:
         audience: str,
         cache_seconds: float = 300,
         leeway_seconds: float = 5,
+        revocations: SessionRevocations | None = None,
     ) -> None:
+        self.revocations = revocations
         self._fetch_jwks = fetch_jwks
         self.issuer = issuer
         self.audience = audience
@@ -115,7 +260,9 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, hub: HubSettings) -> TokenVerifier:
+    def from_settings(
+        cls, hub: HubSettings, *, revocations: SessionRevocations | None = None
+    ) -> TokenVerifier:
         async def fetch() -> JWKS:
             async with httpx.AsyncClient(timeout=5) as client:
                 response = await client.get(hub.jwks_url)
@@ -127,6 +274,7 @@ class TokenVerifier:
             issuer=hub.jwt_issuer,
             audience=hub.jwt_audience,
             cache_seconds=hub.jwks_cache_seconds,
+            revocations=revocations,
         )
 
     async def verify(self, token: str) -> Principal:
@@ -157,7 +305,14 @@ class TokenVerifier:
             raise Unauthenticated("the access token is invalid") from None
         if claims.get("typ", "access") != "access":
             raise Unauthenticated("this is not an access token")
-        return Principal.from_claims(claims)
+        principal = Principal.from_claims(claims)
+        if (
+            self.revocations is not None
+            and principal.session_id is not None
+            and await self.revocations.is_revoked(principal.session_id)
+        ):
+            raise Unauthenticated("the session has been signed out", reason="revoked")
+        return principal
 
     async def _key(self, kid: str) -> jwt.PyJWK:
         now = time.monotonic()

@@ -19,6 +19,7 @@ from subgraphs.common.client import ClientInfo
 from subgraphs.common.errors import BadInput, HubError
 from subgraphs.common.redis import Namespace
 from subgraphs.common.settings import ServiceSettings
+from subgraphs.common.subscriptions import Schema
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -161,7 +162,8 @@ def federated_schema(
     subscription: type | None = None,
     types: Sequence[type] = (),
 ) -> strawberry.federation.Schema:
-    return strawberry.federation.Schema(
+    # Subscriptions end with the caller's token: subgraphs/common/subscriptions.py.
+    return Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,

@@ -4,7 +4,8 @@
   held in a context variable for the request, returned in the response header.
 - Logs: every line carries `request_id` (`-` outside a request); one JSON object per
   line when HUB_ENV=production, for log collectors.
-- Metrics: Prometheus text at `/metrics` — requests and durations by route template.
+- Metrics: Prometheus text at `/metrics` — requests and durations by route template,
+  and the subscriptions open now.
 - Traces: OpenTelemetry over OTLP/HTTP, only when an OTEL_EXPORTER_OTLP_*ENDPOINT is set
   (the SDK reads the other standard OTEL_* variables itself).
 """
@@ -22,7 +23,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +43,12 @@ HTTP_DURATION = Histogram(
     "hub_http_request_duration_seconds",
     "Time to answer an HTTP request, by route template.",
     ["service", "method", "route"],
+)
+# Streamed operations (subscriptions) open now; back to its baseline once clients leave.
+ACTIVE_SUBSCRIPTIONS = Gauge(
+    "hub_graphql_subscriptions_active",
+    "GraphQL subscriptions this process is streaming.",
+    ["service"],
 )
 
 

@@ -1,7 +1,7 @@
 from fastapi import FastAPI
 
 from subgraphs.common.app import create_app
-from subgraphs.common.auth import TokenVerifier
+from subgraphs.common.auth import REVOCATION_MARGIN_SECONDS, TokenVerifier
 from subgraphs.common.events import run_outbox_relay
 from subgraphs.identity import keys, rest
 from subgraphs.identity.graphql import schema
@@ -26,11 +26,17 @@ def build(settings: IdentitySettings | None = None) -> FastAPI:
         async with app.state.sessions() as session:
             return await keys.jwks(session, settings)
 
+    # Identity records revoked sessions (services/sessions.py) for as long as one of their
+    # access tokens could still be presented.
+    app.state.revocations.remember_seconds = (
+        settings.access_token_seconds + REVOCATION_MARGIN_SECONDS
+    )
     app.state.verifier = TokenVerifier(
         own_keys,
         issuer=settings.hub.jwt_issuer,
         audience=settings.hub.jwt_audience,
         cache_seconds=settings.hub.jwks_cache_seconds,
+        revocations=app.state.revocations,
     )
     return app
 

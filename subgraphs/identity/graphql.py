@@ -13,7 +13,7 @@ from typing import Annotated, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from subgraphs.common.auth import require_scope
+from subgraphs.common.auth import SessionRevocations, require_scope
 from subgraphs.common.errors import NotFound
 from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection
@@ -40,6 +40,13 @@ def settings_of(info: HubInfo) -> IdentitySettings:
     settings = info.context.settings
     assert isinstance(settings, IdentitySettings)
     return settings
+
+
+def revocations_of(info: HubInfo) -> SessionRevocations:
+    """Where identity announces the sessions it ends (subgraphs/common/auth.py)."""
+    request = info.context.request
+    assert request is not None, "resolvers run within a request or a WebSocket"
+    return request.app.state.revocations
 
 
 def roles_of(info: HubInfo) -> dict[str, RoleDefinition]:
@@ -439,6 +446,7 @@ class Mutation:
                 roles=roles_of(info),
                 refresh_token=refresh_token,
                 client=info.context.client,
+                revocations=revocations_of(info),
             )
         return TokenPair.of(pair)
 
@@ -450,6 +458,7 @@ class Mutation:
                 principal=info.context.principal,
                 refresh_token=refresh_token,
                 client=info.context.client,
+                revocations=revocations_of(info),
             )
         return True
 
@@ -461,6 +470,7 @@ class Mutation:
                 principal=info.context.principal,
                 session_id=parse_id(id),
                 client=info.context.client,
+                revocations=revocations_of(info),
             )
         return True
 
@@ -488,7 +498,11 @@ class Mutation:
     async def reset_password(self, info: HubInfo, token: str, new_password: str) -> bool:
         async with info.context.session() as session:
             await accounts.reset_password(
-                session, token=token, new_password=new_password, client=info.context.client
+                session,
+                token=token,
+                new_password=new_password,
+                client=info.context.client,
+                revocations=revocations_of(info),
             )
         return True
 
@@ -503,6 +517,7 @@ class Mutation:
                 current_password=current_password,
                 new_password=new_password,
                 client=info.context.client,
+                revocations=revocations_of(info),
             )
         return True
 
@@ -625,6 +640,7 @@ async def _set_active(info: HubInfo, id: strawberry.ID, *, active: bool) -> User
             user_id=parse_id(id),
             active=active,
             client=info.context.client,
+            revocations=revocations_of(info),
         )
     return User.from_model(user)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from subgraphs.common.auth import require_scope
+from subgraphs.common.auth import SessionRevocations, require_scope
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from subgraphs.common.redis import Namespace
 from subgraphs.common.rest import Caller, Client, CursorPage, Session, SignedIn
@@ -37,6 +37,13 @@ def _redis(request: Request) -> Namespace:
 Settings = Annotated[IdentitySettings, Depends(_settings)]
 Roles = Annotated[dict[str, Role], Depends(_roles)]
 Redis = Annotated[Namespace, Depends(_redis)]
+
+
+def _revocations(request: Request) -> SessionRevocations:
+    return request.app.state.revocations
+
+
+Revocations = Annotated[SessionRevocations, Depends(_revocations)]
 
 
 class UserOut(BaseModel):
@@ -240,23 +247,38 @@ async def verify_mfa(
 
 @auth.post("/refresh", response_model=TokensOut)
 async def refresh(
-    body: RefreshIn, session: Session, settings: Settings, roles: Roles, client: Client
+    body: RefreshIn,
+    session: Session,
+    settings: Settings,
+    roles: Roles,
+    client: Client,
+    revocations: Revocations,
 ) -> TokensOut:
     pair = await sessions.refresh(
-        session, settings=settings, roles=roles, refresh_token=body.refresh_token, client=client
+        session,
+        settings=settings,
+        roles=roles,
+        refresh_token=body.refresh_token,
+        client=client,
+        revocations=revocations,
     )
     return TokensOut.of(pair)
 
 
 @auth.post("/logout", status_code=204)
 async def logout(
-    session: Session, caller: Caller, client: Client, body: LogoutIn | None = None
+    session: Session,
+    caller: Caller,
+    client: Client,
+    revocations: Revocations,
+    body: LogoutIn | None = None,
 ) -> Response:
     await sessions.logout(
         session,
         principal=caller,
         refresh_token=body.refresh_token if body else None,
         client=client,
+        revocations=revocations,
     )
     return Response(status_code=204)
 
@@ -279,9 +301,15 @@ async def list_sessions(session: Session, caller: SignedIn) -> list[SessionOut]:
 
 @auth.delete("/sessions/{session_id}", status_code=204)
 async def revoke_session(
-    session_id: uuid.UUID, session: Session, caller: SignedIn, client: Client
+    session_id: uuid.UUID,
+    session: Session,
+    caller: SignedIn,
+    client: Client,
+    revocations: Revocations,
 ) -> Response:
-    await sessions.revoke_session(session, principal=caller, session_id=session_id, client=client)
+    await sessions.revoke_session(
+        session, principal=caller, session_id=session_id, client=client, revocations=revocations
+    )
     return Response(status_code=204)
 
 
@@ -343,16 +371,26 @@ async def request_password_reset(
 
 
 @auth.post("/password/reset", status_code=204)
-async def reset_password(body: ResetIn, session: Session, client: Client) -> Response:
+async def reset_password(
+    body: ResetIn, session: Session, client: Client, revocations: Revocations
+) -> Response:
     await accounts.reset_password(
-        session, token=body.token, new_password=body.new_password, client=client
+        session,
+        token=body.token,
+        new_password=body.new_password,
+        client=client,
+        revocations=revocations,
     )
     return Response(status_code=204)
 
 
 @auth.post("/password/change", status_code=204)
 async def change_password(
-    body: ChangePasswordIn, session: Session, caller: SignedIn, client: Client
+    body: ChangePasswordIn,
+    session: Session,
+    caller: SignedIn,
+    client: Client,
+    revocations: Revocations,
 ) -> Response:
     await accounts.change_password(
         session,
@@ -360,6 +398,7 @@ async def change_password(
         current_password=body.current_password,
         new_password=body.new_password,
         client=client,
+        revocations=revocations,
     )
     return Response(status_code=204)
 
@@ -407,22 +446,40 @@ async def get_user(user_id: uuid.UUID, session: Session, caller: Caller) -> User
 
 @users.post("/{user_id}/deactivate", response_model=UserOut)
 async def deactivate(
-    user_id: uuid.UUID, session: Session, caller: Caller, client: Client
+    user_id: uuid.UUID,
+    session: Session,
+    caller: Caller,
+    client: Client,
+    revocations: Revocations,
 ) -> UserOut:
     return UserOut.model_validate(
         await accounts.set_active(
-            session, principal=caller, user_id=user_id, active=False, client=client
+            session,
+            principal=caller,
+            user_id=user_id,
+            active=False,
+            client=client,
+            revocations=revocations,
         )
     )
 
 
 @users.post("/{user_id}/reactivate", response_model=UserOut)
 async def reactivate(
-    user_id: uuid.UUID, session: Session, caller: Caller, client: Client
+    user_id: uuid.UUID,
+    session: Session,
+    caller: Caller,
+    client: Client,
+    revocations: Revocations,
 ) -> UserOut:
     return UserOut.model_validate(
         await accounts.set_active(
-            session, principal=caller, user_id=user_id, active=True, client=client
+            session,
+            principal=caller,
+            user_id=user_id,
+            active=True,
+            client=client,
+            revocations=revocations,
         )
     )
 

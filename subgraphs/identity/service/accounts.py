@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.common.auth import Principal, require_scope, require_user
+from subgraphs.common.auth import Principal, SessionRevocations, require_scope, require_user
 from subgraphs.common.client import ClientInfo
 from subgraphs.common.database import utcnow
 from subgraphs.common.dataloaders import ordered
@@ -164,14 +164,20 @@ async def request_password_reset(
 
 
 async def reset_password(
-    session: AsyncSession, *, token: str, new_password: str, client: ClientInfo
+    session: AsyncSession,
+    *,
+    token: str,
+    new_password: str,
+    client: ClientInfo,
+    revocations: SessionRevocations,
 ) -> None:
     user = await _consume_token(session, token, RESET_PASSWORD)
     security.check_password_policy(new_password, email=user.email)
     await _set_password(session, user, new_password)
-    await revoke_user_sessions(session, user.id, reason="password_reset", client=client)
+    ended = await revoke_user_sessions(session, user.id, reason="password_reset", client=client)
     audit.record(session, audit.PASSWORD_RESET, client=client, target_user_id=user.id)
     await session.commit()
+    await revocations.revoke(ended, reason="password_reset")
 
 
 async def change_password(
@@ -181,6 +187,7 @@ async def change_password(
     current_password: str,
     new_password: str,
     client: ClientInfo,
+    revocations: SessionRevocations,
 ) -> None:
     """New password; every other session of the user is signed out."""
     caller = require_user(principal)
@@ -189,13 +196,14 @@ async def change_password(
         raise BadInput("the current password is not correct", field="currentPassword")
     security.check_password_policy(new_password, email=user.email)
     await _set_password(session, user, new_password)
-    await revoke_user_sessions(
+    ended = await revoke_user_sessions(
         session, user.id, reason="password_changed", client=client, keep=caller.session_id
     )
     audit.record(
         session, audit.PASSWORD_CHANGED, client=client, actor_id=user.id, target_user_id=user.id
     )
     await session.commit()
+    await revocations.revoke(ended, reason="password_changed")
 
 
 async def _set_password(session: AsyncSession, user: User, password: str) -> None:
@@ -210,16 +218,20 @@ async def set_active(
     user_id: uuid.UUID,
     active: bool,
     client: ClientInfo,
+    revocations: SessionRevocations,
 ) -> User:
     """Deactivate (sign out everywhere, no login, no refresh) or reactivate a user."""
     admin = require_scope(principal, USERS_WRITE)
     user = await get_user(session, user_id)
     if user.id == admin.user_id and not active:
         raise BadInput("you cannot deactivate yourself", field="id")
+    ended: list[uuid.UUID] = []
     if user.is_active != active:
         user.is_active = active
         if not active:
-            await revoke_user_sessions(session, user.id, reason="deactivated", client=client)
+            ended = await revoke_user_sessions(
+                session, user.id, reason="deactivated", client=client
+            )
         audit.record(
             session,
             audit.USER_REACTIVATED if active else audit.USER_DEACTIVATED,
@@ -228,6 +240,7 @@ async def set_active(
             target_user_id=user.id,
         )
         await session.commit()
+        await revocations.revoke(ended, reason="deactivated")
     return user
 
 

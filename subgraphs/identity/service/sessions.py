@@ -3,7 +3,9 @@
 A session is one login on one device. It holds a family of refresh tokens: each refresh
 exchanges the presented token for a new one. Presenting a token that was already
 exchanged means it leaked, so the whole family — that session, not the user's others —
-is revoked. Access tokens are short-lived JWTs that services verify on their own.
+is revoked. Access tokens are short-lived JWTs that services verify on their own; a
+revoked session is announced to them once committed (`SessionRevocations.revoke`), so its
+access tokens stop working everywhere at once and its open subscriptions end.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.common.auth import Principal, require_user
+from subgraphs.common.auth import Principal, SessionRevocations, require_user
 from subgraphs.common.client import ClientInfo
 from subgraphs.common.database import utcnow
 from subgraphs.common.errors import Forbidden, NotFound, TooManyRequests, Unauthenticated
@@ -197,6 +199,7 @@ async def refresh(
     roles: dict[str, Role],
     refresh_token: str,
     client: ClientInfo,
+    revocations: SessionRevocations,
 ) -> TokenPair:
     """Exchange a refresh token for new tokens; a reused token revokes its session."""
     presented = await session.scalar(
@@ -219,6 +222,7 @@ async def refresh(
                 session_id=login_session.id,
             )
             await session.commit()
+            await revocations.revoke([login_session.id], reason="refresh_token_reused")
         raise Unauthenticated("the refresh token was already used; the session is revoked")
     if login_session.revoked_at is not None or login_session.expires_at <= utcnow():
         raise Unauthenticated("the session has ended; sign in again")
@@ -245,6 +249,7 @@ async def logout(
     principal: Principal | None,
     refresh_token: str | None,
     client: ClientInfo,
+    revocations: SessionRevocations,
 ) -> None:
     """End a session: the one the refresh token belongs to, else the caller's current one."""
     session_id: uuid.UUID | None = None
@@ -273,6 +278,7 @@ async def logout(
             reason="logout",
         )
         await session.commit()
+        await revocations.revoke([session_id], reason="logout")
 
 
 async def list_sessions(session: AsyncSession, *, principal: Principal | None) -> list[Session]:
@@ -299,6 +305,7 @@ async def revoke_session(
     principal: Principal | None,
     session_id: uuid.UUID,
     client: ClientInfo,
+    revocations: SessionRevocations,
 ) -> None:
     caller = require_user(principal)
     login_session = await session.get(Session, session_id)
@@ -316,6 +323,7 @@ async def revoke_session(
             reason="revoked_by_user",
         )
         await session.commit()
+        await revocations.revoke([session_id], reason="revoked_by_user")
 
 
 async def revoke_user_sessions(
@@ -325,8 +333,9 @@ async def revoke_user_sessions(
     reason: str,
     client: ClientInfo,
     keep: uuid.UUID | None = None,
-) -> int:
-    """Revoke every live session of a user but `keep`; the caller commits."""
+) -> list[uuid.UUID]:
+    """Revoke every live session of a user but `keep`; the caller commits, then announces
+    the returned ids (`SessionRevocations.revoke`)."""
     stmt = (
         update(Session)
         .where(Session.user_id == user_id, Session.revoked_at.is_(None))
@@ -345,4 +354,4 @@ async def revoke_user_sessions(
             session_id=session_id,
             reason=reason,
         )
-    return len(revoked)
+    return list(revoked)

@@ -1,0 +1,111 @@
+"""How long a subscription lives: no longer than the token that opened it.
+
+A query checks its token once and is done; a subscription can stream for hours, long
+after the access token that authorized it expired or its session was signed out. Ending
+it is the subgraph's job — it is the one that verified the token and that holds the
+stream — so every streamed operation runs under `bounded_by_token`:
+
+- at the token's `exp` the stream ends with one last result carrying an error
+  `UNAUTHENTICATED` (`reason: "expired"`), then completes; the client renews its token
+  and subscribes again. (An expiry timer, not a check per event: a quiet subscription
+  must end on time too.)
+- when identity revokes the token's session (`SessionRevocations`), it ends the same way
+  with `reason: "revoked"`, within the pub/sub round trip.
+- however it ends — completed, refused, or the client gone (the transport cancels the
+  stream) — the source generator is closed, so the resolver's own cleanup (its Redis
+  pub/sub subscription) runs. `hub_graphql_subscriptions_active` counts open streams per
+  service; after clients leave it returns to its baseline, which is how a leak shows.
+
+The subgraph completing the stream is what the router passes on to its client, over
+WebSocket or SSE alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, suppress
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionResult
+
+from subgraphs.common.auth import Principal, SessionRevocations
+from subgraphs.common.observability import ACTIVE_SUBSCRIPTIONS
+
+TOKEN_EXPIRED = "the access token has expired; subscribe again with a new one"
+SESSION_REVOKED = "the session has been signed out"
+
+
+def ended(message: str, reason: str) -> ExecutionResult:
+    return ExecutionResult(
+        data=None,
+        errors=[GraphQLError(message, extensions={"code": "UNAUTHENTICATED", "reason": reason})],
+    )
+
+
+async def bounded_by_token(
+    source: AsyncGenerator[Any, None],
+    *,
+    service: str,
+    principal: Principal | None,
+    revocations: SessionRevocations | None,
+) -> AsyncGenerator[Any, None]:
+    """`source`'s results until it ends, the caller's token expires or its session is revoked."""
+    gauge = ACTIVE_SUBSCRIPTIONS.labels(service=service)
+    gauge.inc()
+    pending: asyncio.Future[Any] | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            revoked = asyncio.Event()
+            if principal is not None and principal.session_id and revocations is not None:
+                revoked = await stack.enter_async_context(revocations.watch(principal.session_id))
+            revoked_wait = asyncio.ensure_future(revoked.wait())
+            stack.callback(revoked_wait.cancel)
+            deadline = principal.expires_at if principal is not None else None
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(source))
+                timeout = None if deadline is None else max(0.0, deadline - time.time())
+                done, _ = await asyncio.wait(
+                    {pending, revoked_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pending in done:
+                    try:
+                        result = pending.result()
+                    except StopAsyncIteration:
+                        return
+                    pending = None
+                    yield result
+                elif revoked_wait in done:
+                    yield ended(SESSION_REVOKED, "revoked")
+                    return
+                else:
+                    yield ended(TOKEN_EXPIRED, "expired")
+                    return
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with suppress(BaseException):
+                await pending
+        with suppress(RuntimeError):  # already closed by the cancellation above
+            await source.aclose()
+        gauge.dec()
+
+
+class Schema(strawberry.federation.Schema):
+    """Federation schema whose streamed operations end with their token (see module doc)."""
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        source = await super().stream(*args, **kwargs)
+        context = kwargs.get("context_value")
+        settings = getattr(context, "settings", None)
+        verifier = getattr(context, "verifier", None)
+        return bounded_by_token(
+            source,
+            service=getattr(settings, "name", "unknown"),
+            principal=getattr(context, "principal", None),
+            revocations=getattr(verifier, "revocations", None),
+        )
