@@ -60,3 +60,17 @@ if [[ ${HUB_BOOTSTRAP_BROWSER:-} == 1 ]] && ! command -v chromium >/dev/null; th
             "the GraphiQL browser test will be skipped" >&2
     fi
 fi
+
+# scripts/bench drives the stack with wrk (Debian's package); installed when missing.
+_hub_install_wrk() {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends wrk >/dev/null
+}
+if [[ ${HUB_BOOTSTRAP_WRK:-} == 1 ]] && ! command -v wrk >/dev/null; then
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        _hub_step "installed Debian's wrk (for scripts/bench)" _hub_install_wrk ||
+            echo "bootstrap: installing wrk failed; scripts/bench cannot run" >&2
+    else
+        echo "bootstrap: no wrk (as root: apt-get install wrk); scripts/bench cannot run" >&2
+    fi
+fi

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from prometheus_client import Counter
 from sqlalchemy import JSON, DateTime, Index, MetaData, String, event, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from subgraphs.common.errors import BadInput
+from subgraphs.common.observability import request_id
 from subgraphs.common.settings import ServiceSettings
 
 # Stable constraint names keep Alembic autogenerate diffs readable and migrations portable.
@@ -71,6 +73,15 @@ class OutboxEventColumns:
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# Statements per request is how N+1 queries show (scripts/bench reads it from /metrics);
+# `origin` tells those sent while answering an HTTP request from background loops' (relays).
+SQL_STATEMENTS = Counter(
+    "hub_db_statements_total",
+    "SQL statements sent to the database, by origin (request or background).",
+    ["service", "origin"],
+)
+
+
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_dsn,
@@ -80,6 +91,13 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         connect_args={"server_settings": {"application_name": f"hub-{settings.name}"}},
     )
     event.listen(engine.sync_engine, "before_cursor_execute", refuse_nul_characters)
+    in_requests = SQL_STATEMENTS.labels(service=settings.name, origin="request")
+    in_background = SQL_STATEMENTS.labels(service=settings.name, origin="background")
+
+    def count(*_: Any) -> None:
+        (in_requests if request_id.get() else in_background).inc()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
     return engine
 
 

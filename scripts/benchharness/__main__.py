@@ -1,0 +1,273 @@
+"""scripts/bench: seed, start the stack in production mode, measure, report.
+
+    scripts/bench            full data set (1,000 users ... 100,000 documents), 10 s per load
+    scripts/bench --quick    small data set, short loads: under two minutes (what CI runs)
+    scripts/bench --soak     the full run, then 10 minutes of load with memory per process
+    --keep                   keep the seeded databases (hubbench_*); the next run reuses them
+
+Results: a table on stdout and bench-results/<time>.json (also bench-results/latest.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from devstack import DATA_DIR, Stack, ensure_backing_services
+from devstack.backing import drop_databases
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
+
+from . import dataset, measure, report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BenchStack(Stack):
+    """The stack as scripts/up runs it, with production's JSON log lines understood."""
+
+    def processes(self) -> list[ManagedProcess]:
+        # Celery's "<name> ready." ends a plain line; in production it ends a JSON object.
+        return [
+            replace(p, ready_log=p.ready_log.replace(r"\s*$", r'("\})?\s*$'))
+            if p.ready_log and p.ready_log.endswith(r"\.\s*$")
+            else p
+            for p in super().processes()
+        ]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data set, short loads")
+    parser.add_argument("--soak", action="store_true", help="add 10 minutes of load, memory")
+    parser.add_argument("--soak-minutes", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--keep", action="store_true", help="keep (and reuse) the databases")
+    parser.add_argument("--reseed", action="store_true", help="seed again even if kept")
+    parser.add_argument("--seconds", type=float, help="seconds per load (default 10, quick 2)")
+    parser.add_argument("--subscribers", type=int, help="default 1000, quick 100")
+    parser.add_argument("--output", type=Path, help="JSON file (default bench-results/<time>.json)")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    size = dataset.QUICK if args.quick else dataset.FULL
+    # A throwaway quick run gets databases of its own: CI and a developer may run at once.
+    prefix = (
+        ("hubbench_quick" if args.keep else f"hubbench_q{secrets.token_hex(3)}")
+        if args.quick
+        else "hubbench"
+    )
+    results_dir = ROOT / "bench-results"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work_dir = results_dir / f"run-{stamp}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    backing = ensure_backing_services(DATA_DIR, log=log)
+    namespace = f"{prefix}_{secrets.token_hex(3)}"
+    stack = BenchStack.for_tests(
+        backing,
+        log_dir=work_dir / "logs",
+        database_prefix=prefix,
+        redis_namespace=namespace,
+        env={
+            "HUB_ENV": "production",
+            "HUB_ROUTER_DEDUPLICATE": "false",  # merged requests would fake the work
+            "HUB_ROUTER_RATE_LIMIT": "off",
+            "HUB_IDENTITY_ACCESS_TOKEN_SECONDS": "3600",  # outlives a soak
+            **{k: v for k, v in os.environ.items() if k.startswith("HUB_BENCH_")},
+        },
+    )
+    dsns = {
+        service: f"{backing.postgres_url.rstrip('/')}/{name}"
+        for service, name in stack.database_names.items()
+    }
+    yardstick: subprocess.Popen[bytes] | None = None
+    try:
+        if args.reseed or not args.keep:
+            stack.drop_databases()
+        stack.migrate()
+        log(f"migrated ({time.monotonic() - started:.0f}s)")
+        reuse = asyncio.run(dataset.seeded(dsns["identity"], size))
+        if args.keep and not reuse:  # a kept data set of another size, or an unfinished one
+            stack.drop_databases()
+            stack.migrate()
+        # The stack starts while the data loads: no service needs data to start.
+        log("stack: starting in production mode")
+        stack.start()
+        if reuse:
+            log(f"seed: reusing the kept data set ({size.label})")
+        else:
+            asyncio.run(dataset.seed(dsns, size, search_vector_sql=_search_vector_sql(), log=log))
+        seeded = asyncio.run(dataset.describe(dsns, size))
+        stack.wait_ready(timeout=180)
+        yardstick_port = free_port()
+        yardstick = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchharness.yardstick",
+                "--dsn",
+                dsns["content"],
+                "--port",
+                str(yardstick_port),
+            ],
+            cwd=ROOT,
+            env=os.environ.copy(),
+        )
+        urls = {**stack.urls, "yardstick": f"http://127.0.0.1:{yardstick_port}"}
+        _wait_http(urls["yardstick"] + "/", timeout=30)
+        log(f"stack: ready after {time.monotonic() - started:.0f}s")
+
+        tokens = _sign_in(urls["identity"], seeded, 10 if args.quick else 50)
+        admin_id = seeded.user_ids[0]
+        bench = measure.Bench(
+            urls=urls,
+            admin_token=tokens.pop(admin_id),
+            user_tokens=tokens,
+            seeded=seeded,
+            work_dir=work_dir,
+            seconds=args.seconds or (2.0 if args.quick else 10.0),
+            rounds=1 if args.quick else 2,
+            redis_url=backing.redis_url,
+            communication_prefix=stack.env["HUB_COMMUNICATION_REDIS_NAMESPACE"] + ":",
+            root=ROOT,
+            subscribers=args.subscribers or (100 if args.quick else 1000),
+            log=log,
+        )
+        pids = _pids(stack)
+        memory_before = measure.rss_of_processes(pids)
+        for name, run in (
+            ("router overhead", measure.router_overhead),
+            ("Python efficiency", measure.python_efficiency),
+            ("N+1", measure.n_plus_one),
+            ("scale", measure.scale),
+            ("search", measure.search),
+            ("dashboard", measure.dashboard_load),
+            ("subscriptions", measure.subscriptions),
+        ):
+            log(f"measure: {name}")
+            run(bench)
+        if args.soak:
+            log(f"measure: soak ({args.soak_minutes:g} min)")
+            measure.soak(bench, pids, args.soak_minutes)
+        bench.results["memory_mib"] = {
+            "before": memory_before,
+            "after": measure.rss_of_processes(pids),
+        }
+        document = {
+            "mode": "quick" if args.quick else "full",
+            "started_at": stamp,
+            "seconds_total": round(time.monotonic() - started, 1),
+            "data_set": {**size.__dict__},
+            "machine": _machine(),
+            "settings": {"seconds_per_load": bench.seconds, "rounds": bench.rounds},
+            "results": bench.results,
+        }
+        output = args.output or results_dir / f"{stamp}.json"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        (results_dir / "latest.json").write_text(output.read_text())
+        print(report.table(document))
+        log(f"results: {output} ({document['seconds_total']:.0f}s)")
+        return 0 if report.complete(document) else 1
+    finally:
+        if yardstick is not None:
+            yardstick.terminate()
+            yardstick.wait(timeout=30)
+        stack.stop()
+        stack.delete_redis_keys()
+        if not args.keep:
+            drop_databases(backing.postgres_url, stack.database_names.values())
+
+
+def _search_vector_sql() -> str:
+    """Content's own vector expression, as one UPDATE over every document."""
+    from sqlalchemy import func
+    from sqlalchemy.dialects import postgresql
+
+    from subgraphs.content.models import Document
+    from subgraphs.content.service.documents import weighted_vector
+    from subgraphs.content.settings import ContentSettings
+
+    vector = weighted_vector(
+        ContentSettings().search_language,
+        title=Document.title,
+        tags=func.array_to_string(Document.tags, " "),
+        metadata=Document.attributes,
+        description=Document.description,
+        body=Document.body_text,
+    )
+    compiled = vector.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    return f"UPDATE documents SET search_vector = {compiled}"
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.post(url, json={}, timeout=2)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _sign_in(identity: str, seeded: dataset.Seeded, count: int) -> dict[str, str]:
+    """Real logins (argon2 and identity's signing key): user id -> access token."""
+    tokens = {}
+    with httpx.Client(base_url=identity, timeout=60) as client:
+        for email, user_id in list(zip(seeded.emails, seeded.user_ids, strict=True))[:count]:
+            response = client.post(
+                "/api/v1/auth/login", json={"email": email, "password": dataset.PASSWORD}
+            )
+            response.raise_for_status()
+            tokens[user_id] = response.json()["access_token"]
+    return tokens
+
+
+def _pids(stack: Stack) -> dict[str, int]:
+    assert stack.supervisor is not None
+    return {
+        p.name: p.popen.pid
+        for p in stack.supervisor.processes
+        if p.popen is not None and p.name in ("router", *measure.SUBGRAPHS)
+    }
+
+
+def _machine() -> dict[str, Any]:
+    memory = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(int(memory) / 1024 / 1024),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,528 @@
+"""The measurements: each one a pair run side by side, reported as a ratio (or counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import random
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import load, subscribers
+from .dataset import Seeded
+
+SUBGRAPHS = ("identity", "content", "communication", "workflow")
+
+DOCUMENT = "query Document($id: ID!) { document(id: $id) { id title status owner { id } } }"
+DOCUMENTS = (
+    "query Documents($first: Int!) { documents(first: $first) { nodes { id title owner { id } } } }"
+)
+SEARCH = (
+    "query Search($query: String!) { searchDocuments(query: $query, first: 20)"
+    " { nodes { rank document { id title } } } }"
+)
+ENTITIES = (
+    "query Entities($representations: [_Any!]!) { _entities(representations: $representations)"
+    " { ... on Document { id title status owner { id } latestVersion { number size }"
+    " myPermission } } }"
+)
+DASHBOARD = """query Dashboard($first: Int!) {
+  me {
+    id
+    displayName
+    documents(first: $first) {
+      nodes { id title owner { id displayName } workflows { id state } }
+    }
+    notifications(first: $first) { nodes { id title } }
+    tasks(first: $first) { nodes { id title } }
+  }
+}
+"""
+
+
+@dataclass
+class Bench:
+    """Where things are, who signs in, and how long each load runs."""
+
+    urls: dict[str, str]  # router, identity, ..., yardstick
+    admin_token: str
+    user_tokens: dict[str, str]  # user id -> token (members)
+    seeded: Seeded
+    work_dir: Path
+    seconds: float
+    rounds: int
+    redis_url: str
+    communication_prefix: str
+    root: Path
+    subscribers: int
+    log: Callable[[str], None] = print
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def gql(self, service: str) -> str:
+        return f"{self.urls[service]}/graphql"
+
+
+def _auth(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def _check(url: str, authorization: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One request outside wrk: a workload that errors must fail the harness, not look fast."""
+    headers = {"Authorization": authorization} if authorization else {}
+    response = httpx.post(url, json=body, headers=headers, timeout=60)
+    data = response.json()
+    if response.status_code != 200 or data.get("errors"):
+        raise RuntimeError(f"{url} answered {response.status_code}: {str(data)[:500]}")
+    return data
+
+
+def _wrk(
+    bench: Bench,
+    name: str,
+    url: str,
+    lines: list[tuple[str, dict[str, Any]]],
+    *,
+    connections: int,
+    seconds: float | None = None,
+) -> load.Result:
+    _check(url, *lines[0])
+    requests = load.write_requests(bench.work_dir / f"{name}.requests", lines)
+    result = load.run(
+        url,
+        requests,
+        seconds=seconds or bench.seconds,
+        connections=connections,
+        work_dir=bench.work_dir,
+    )
+    bench.log(
+        f"  {name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms,"
+        f" errors {result.errors}"
+    )
+    if result.errors:
+        raise RuntimeError(f"{name}: {result.errors} errors under load")
+    return result
+
+
+def _pair(
+    bench: Bench, a: Callable[[], load.Result], b: Callable[[], load.Result]
+) -> tuple[list[load.Result], list[load.Result]]:
+    """Interleaved rounds (a, b, a, b, ...): slow drifts of a shared machine hit both."""
+    first, second = [], []
+    for _ in range(bench.rounds):
+        first.append(a())
+        second.append(b())
+    return first, second
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+# --- router overhead ---------------------------------------------------------------------
+
+
+def router_overhead(bench: Bench) -> None:
+    ids = bench.seeded.document_ids[:500]
+    lines = [(_auth(bench.admin_token), {"query": DOCUMENT, "variables": {"id": i}}) for i in ids]
+    via, direct = _pair(
+        bench,
+        lambda: _wrk(bench, "document-via-router", bench.gql("router"), lines, connections=10),
+        lambda: _wrk(bench, "document-direct", bench.gql("content"), lines, connections=10),
+    )
+    rps_via, rps_direct = _mean([r.rps for r in via]), _mean([r.rps for r in direct])
+    bench.results["router_overhead"] = {
+        "query": "document(id) { id title status owner { id } } — content only",
+        "router_rps": rps_via,
+        "direct_rps": rps_direct,
+        "router_p50_ms": _mean([r.p50_ms for r in via]),
+        "direct_p50_ms": _mean([r.p50_ms for r in direct]),
+        "ratio": rps_via / rps_direct,
+        "target": ">= 0.8",
+        "met": rps_via / rps_direct >= 0.8,
+    }
+
+
+# --- Python efficiency -------------------------------------------------------------------
+
+
+def python_efficiency(bench: Bench) -> None:
+    gql = [(_auth(bench.admin_token), {"query": DOCUMENTS, "variables": {"first": 20}})]
+    raw: list[tuple[str, dict[str, Any]]] = [("", {"first": 20})]
+    a = _check(bench.gql("content"), *gql[0])["data"]["documents"]["nodes"]
+    b = _check(f"{bench.urls['yardstick']}/documents", *raw[0])["data"]["documents"]["nodes"]
+    if a != b:
+        raise RuntimeError("the yardstick's JSON differs from content's answer")
+    graphql, yardstick = _pair(
+        bench,
+        lambda: _wrk(bench, "documents-graphql", bench.gql("content"), gql, connections=10),
+        lambda: _wrk(
+            bench,
+            "documents-yardstick",
+            f"{bench.urls['yardstick']}/documents",
+            raw,
+            connections=10,
+        ),
+    )
+    rps_g, rps_y = _mean([r.rps for r in graphql]), _mean([r.rps for r in yardstick])
+    bench.results["python_efficiency"] = {
+        "query": "documents(first: 20) { nodes { id title owner { id } } } on content",
+        "graphql_rps": rps_g,
+        "yardstick_rps": rps_y,
+        "ratio": rps_g / rps_y,
+        "target": ">= 0.5",
+        "met": rps_g / rps_y >= 0.5,
+    }
+
+
+# --- N+1: statements and fetches per request ---------------------------------------------
+
+_SAMPLE = re.compile(r"^(hub_db_statements_total|hub_http_requests_total)\{([^}]*)\} ([0-9.e+]+)$")
+
+
+def _counters(bench: Bench) -> dict[str, tuple[float, float]]:
+    """Per subgraph: (SQL statements so far, GraphQL requests so far)."""
+    found = {}
+    for service in SUBGRAPHS:
+        text = httpx.get(f"{bench.urls[service]}/metrics", timeout=30).text
+        statements = requests = 0.0
+        for line in text.splitlines():
+            match = _SAMPLE.match(line)
+            if not match:
+                continue
+            name, labels, value = match.groups()
+            if name == "hub_db_statements_total" and 'origin="request"' in labels:
+                statements += float(value)
+            elif 'route="/graphql"' in labels and 'method="POST"' in labels:
+                requests += float(value)
+        found[service] = (statements, requests)
+    return found
+
+
+def _per_request(bench: Bench, send: Callable[[], None]) -> dict[str, dict[str, int]]:
+    """Statements and GraphQL requests each subgraph handled for one request.
+
+    Background loops (identity's outbox relay, readiness probes) only add: the smallest
+    of a few samples is the request's own count.
+    """
+    best: dict[str, dict[str, int]] | None = None
+    for _ in range(3 if bench.rounds == 1 else 5):
+        before = _counters(bench)
+        send()
+        after = _counters(bench)
+        sample = {
+            service: {
+                "statements": round(after[service][0] - before[service][0]),
+                "fetches": round(after[service][1] - before[service][1]),
+            }
+            for service in SUBGRAPHS
+        }
+        if best is None or _total(sample) < _total(best):
+            best = sample
+    assert best is not None
+    return best
+
+
+def _total(sample: dict[str, dict[str, int]]) -> int:
+    return sum(v["statements"] + v["fetches"] for v in sample.values())
+
+
+def _plan(bench: Bench, operation: str) -> dict[str, Any]:
+    path = bench.work_dir / "dashboard.graphql"
+    path.write_text(operation)
+    out = subprocess.run(
+        [
+            "node",
+            str(Path(__file__).parent / "plan.mjs"),
+            str(bench.root / "router"),
+            str(bench.root / "schema" / "supergraph.graphql"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    plan = json.loads(out.stdout)
+
+    def walk(node: dict[str, Any] | None) -> tuple[int, int]:  # (fetches, depth)
+        if not node:
+            return 0, 0
+        kind = node["kind"]
+        if kind in ("Fetch", "BatchFetch"):
+            return 1, 1
+        if kind == "Flatten":
+            return walk(node["node"])
+        if kind == "Sequence":
+            parts = [walk(n) for n in node["nodes"]]
+            return sum(p[0] for p in parts), sum(p[1] for p in parts)
+        if kind == "Parallel":
+            parts = [walk(n) for n in node["nodes"]]
+            return sum(p[0] for p in parts), max((p[1] for p in parts), default=0)
+        if kind == "Condition":
+            a, b = walk(node.get("ifClause")), walk(node.get("elseClause"))
+            return max(a[0], b[0]), max(a[1], b[1])
+        raise ValueError(f"unexpected plan node {kind}")
+
+    fetches, depth = walk(plan.get("node"))
+    return {"fetch_nodes": fetches, "depth": depth}
+
+
+def n_plus_one(bench: Bench) -> None:
+    admin = _auth(bench.admin_token)
+    entities: dict[str, Any] = {}
+    for n in (1, 10, 100, 1000):
+        reps = [{"__typename": "Document", "id": i} for i in bench.seeded.document_ids[:n]]
+        body = {"query": ENTITIES, "variables": {"representations": reps}}
+        returned = len(_check(bench.gql("content"), admin, body)["data"]["_entities"])
+        counts = _per_request(bench, lambda b=body: _check(bench.gql("content"), admin, b) and None)
+        entities[str(n)] = {"items": returned, "statements": counts["content"]["statements"]}
+    token = next(iter(bench.user_tokens.values()))
+    dashboard: dict[str, Any] = {}
+    for n in (1, 10, 100):
+        body = {"query": DASHBOARD, "variables": {"first": n}}
+        data = _check(bench.gql("router"), _auth(token), body)["data"]["me"]
+        counts = _per_request(
+            bench, lambda b=body: _check(bench.gql("router"), _auth(token), b) and None
+        )
+        dashboard[str(n)] = {
+            "documents": len(data["documents"]["nodes"]),
+            "workflows": sum(len(d["workflows"]) for d in data["documents"]["nodes"]),
+            "notifications": len(data["notifications"]["nodes"]),
+            "tasks": len(data["tasks"]["nodes"]),
+            "subgraph_fetches": sum(c["fetches"] for c in counts.values()),
+            "statements": sum(c["statements"] for c in counts.values()),
+            "per_subgraph": counts,
+        }
+    plan = _plan(bench, DASHBOARD)
+    statements_equal = len({v["statements"] for v in entities.values()}) == 1
+    dash_fetches = {v["subgraph_fetches"] for v in dashboard.values()}
+    dash_statements = {v["statements"] for v in dashboard.values()}
+    bench.results["n_plus_one"] = {
+        "entities_statements": entities,
+        "dashboard": dashboard,
+        "dashboard_plan": plan,
+        "statements_constant": statements_equal and len(dash_statements) == 1,
+        "fetches_constant": len(dash_fetches) == 1,
+        "fetches_equal_plan": dash_fetches == {plan["fetch_nodes"]},
+        "target": "statements equal for 1/10/100/1000 items; fetches = the plan's",
+        "met": statements_equal
+        and len(dash_statements) == 1
+        and dash_fetches == {plan["fetch_nodes"]},
+    }
+
+
+# --- scale -------------------------------------------------------------------------------
+
+
+def scale(bench: Bench) -> None:
+    """Latency of one request at a time (no queueing) for 1, 10, 100 and 1,000 items."""
+    admin = _auth(bench.admin_token)
+    ids = bench.seeded.document_ids
+    rng = random.Random(1)
+    sizes = (1, 10, 100, 1000)
+    repeats = 3 if bench.rounds == 1 else 10
+    latency: dict[str, Any] = {}
+    with httpx.Client(headers={"Authorization": admin}, timeout=120) as client:
+        for n in sizes:
+            timings = []
+            for i in range(repeats + 1):  # the first one warms caches up and is not counted
+                reps = [{"__typename": "Document", "id": d} for d in rng.sample(ids, n)]
+                body = {"query": ENTITIES, "variables": {"representations": reps}}
+                begun = time.perf_counter()
+                response = client.post(bench.gql("content"), json=body)
+                elapsed = (time.perf_counter() - begun) * 1000
+                data = response.json()
+                if data.get("errors") or len(data["data"]["_entities"]) != n:
+                    raise RuntimeError(f"_entities of {n}: {str(data)[:300]}")
+                if i:
+                    timings.append(elapsed)
+            timings.sort()
+            latency[str(n)] = {
+                "p50_ms": timings[len(timings) // 2],
+                "min_ms": timings[0],
+                "samples": len(timings),
+            }
+            bench.log(f"  entities-{n}: p50 {latency[str(n)]['p50_ms']:.1f} ms")
+    steps = []
+    for small, big in itertools.pairwise(sizes):
+        growth = latency[str(big)]["p50_ms"] / latency[str(small)]["p50_ms"]
+        steps.append(
+            {"from": small, "to": big, "latency_growth": growth, "size_growth": big / small}
+        )
+    first, last = latency["1"]["p50_ms"], latency["1000"]["p50_ms"]
+    exponent = math.log(last / first) / math.log(1000)
+    bench.results["scale"] = {
+        "query": "_entities of N Documents (title, owner, latestVersion, myPermission), content",
+        "latency": latency,
+        "steps": steps,
+        "exponent_1_to_1000": exponent,
+        "target": "latency grows at most linearly (every step's growth <= size growth)",
+        "met": all(s["latency_growth"] <= s["size_growth"] for s in steps),
+    }
+
+
+# --- search ------------------------------------------------------------------------------
+
+
+def search(bench: Bench) -> None:
+    rng = random.Random(2)
+    words = bench.seeded.words
+    queries = [f"{rng.choice(words)} {rng.choice(words)}" for _ in range(200)]
+    admin = _auth(bench.admin_token)
+    gql = [(admin, {"query": SEARCH, "variables": {"query": q}}) for q in queries]
+    raw: list[tuple[str, dict[str, Any]]] = [("", {"query": q}) for q in queries]
+    graphql, yardstick = _pair(
+        bench,
+        lambda: _wrk(bench, "search-graphql", bench.gql("content"), gql, connections=4),
+        lambda: _wrk(
+            bench, "search-raw-tsquery", f"{bench.urls['yardstick']}/search", raw, connections=4
+        ),
+    )
+    p95_g, p95_r = _mean([r.p95_ms for r in graphql]), _mean([r.p95_ms for r in yardstick])
+    bench.results["search"] = {
+        "query": "searchDocuments(query: two words, first: 20) over every document (admin)",
+        "graphql_p95_ms": p95_g,
+        "raw_tsquery_p95_ms": p95_r,
+        "graphql_rps": _mean([r.rps for r in graphql]),
+        "raw_rps": _mean([r.rps for r in yardstick]),
+        "ratio": p95_g / p95_r,
+        "target": "<= 2.0",
+        "met": p95_g / p95_r <= 2.0,
+    }
+
+
+# --- dashboard latency through the router -----------------------------------------------
+
+
+def dashboard_load(bench: Bench) -> None:
+    lines = [
+        (_auth(token), {"query": DASHBOARD, "variables": {"first": 10}})
+        for token in bench.user_tokens.values()
+    ]
+    result = _wrk(bench, "dashboard-via-router", bench.gql("router"), lines, connections=8)
+    bench.results["dashboard_load"] = {
+        "query": "Dashboard(first: 10) through the router, one signed-in user per request",
+        "rps": result.rps,
+        "p50_ms": result.p50_ms,
+        "p95_ms": result.p95_ms,
+    }
+
+
+# --- subscriptions -----------------------------------------------------------------------
+
+
+def subscriptions(bench: Bench) -> None:
+    ws_url = bench.gql("router").replace("http://", "ws://")
+
+    def active() -> int:
+        text = httpx.get(f"{bench.urls['communication']}/metrics", timeout=30).text
+        found = re.search(r"^hub_graphql_subscriptions_active\{[^}]*\} ([0-9.]+)$", text, re.M)
+        return int(float(found.group(1))) if found else 0
+
+    rounds = 3
+    routed = asyncio.run(
+        subscribers.through_router(
+            ws_url,
+            bench.user_tokens,
+            bench.redis_url,
+            bench.communication_prefix,
+            subscribers=bench.subscribers,
+            rounds=rounds,
+            hold_seconds=min(10.0, bench.seconds),
+        )
+    )
+    direct = asyncio.run(
+        subscribers.direct_redis(
+            bench.redis_url, list(bench.user_tokens), subscribers=bench.subscribers, rounds=rounds
+        )
+    )
+    ratio = routed.p99_ms / direct.p99_ms
+    bench.log(
+        f"  subscriptions: {routed.connected}/{routed.subscribers} held, {routed.errors} errors,"
+        f" p99 {routed.p99_ms:.1f} ms vs Redis {direct.p99_ms:.1f} ms"
+    )
+    bench.results["subscriptions"] = {
+        "router": asdict(routed),
+        "redis": asdict(direct),
+        "ratio_p99": ratio,
+        "target": "all held without errors; p99 <= 3x Redis",
+        "met": routed.errors == 0 and routed.connected == routed.subscribers and ratio <= 3.0,
+    }
+
+
+def rss_of_processes(pids: dict[str, int]) -> dict[str, float]:
+    """Resident memory (MiB) of each process with its children."""
+    out = {}
+    for name, pid in pids.items():
+        total = 0
+        for p in [pid, *_children(pid)]:
+            try:
+                status = Path(f"/proc/{p}/status").read_text()
+            except OSError:
+                continue
+            found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+            total += int(found.group(1)) if found else 0
+        out[name] = total / 1024
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        direct = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return [c for d in direct for c in (d, *_children(d))]
+
+
+def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
+    """Mixed load through the router for `minutes`, memory sampled every 30 s."""
+    lines = [
+        (_auth(token), {"query": DASHBOARD, "variables": {"first": 10}})
+        for token in bench.user_tokens.values()
+    ] + [
+        (_auth(bench.admin_token), {"query": DOCUMENT, "variables": {"id": i}})
+        for i in bench.seeded.document_ids[:200]
+    ]
+    requests = load.write_requests(bench.work_dir / "soak.requests", lines)
+    samples = [{"t": 0.0, **rss_of_processes(pids)}]
+    started = time.monotonic()
+    end = started + minutes * 60
+    total_requests = total_errors = 0
+    while time.monotonic() < end:
+        chunk = min(30.0, end - time.monotonic())
+        if chunk < 1:
+            break
+        result = load.run(
+            bench.gql("router"), requests, seconds=chunk, connections=8, work_dir=bench.work_dir
+        )
+        total_requests += result.requests
+        total_errors += result.errors
+        samples.append({"t": round(time.monotonic() - started, 1), **rss_of_processes(pids)})
+        bench.log(
+            f"  soak {samples[-1]['t']:.0f}s: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in samples[-1].items() if k != "t")
+            + " MiB"
+        )
+    growth = {}
+    for name in pids:
+        # From the end of the first third (caches warm) to the end.
+        third = samples[max(1, len(samples) // 3)][name]
+        growth[name] = (samples[-1][name] - third) / third if third else 0.0
+    bench.results["soak"] = {
+        "minutes": minutes,
+        "requests": total_requests,
+        "errors": total_errors,
+        "rss_mib": samples,
+        "growth_after_warmup": growth,
+        "target": "flat memory (growth after the first third < 10%)",
+        "met": all(g < 0.10 for g in growth.values()) and total_errors == 0,
+    }
