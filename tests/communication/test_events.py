@@ -176,3 +176,51 @@ async def test_an_event_published_while_the_consumer_is_stopped_is_notified_when
     pending = await client.xpending(settings.hub.events_stream, settings.consumer_group)
     assert pending["pending"] == 0
     await client.aclose()
+
+
+async def test_two_replicas_share_the_stream_and_notify_each_event_once(
+    apps, clients, settings
+) -> None:
+    bob = await sign_up(clients["identity"])
+    client = events.connect(settings.hub)
+    stop = asyncio.Event()
+    replicas = [
+        asyncio.create_task(consume(settings, name=name, stop=stop)) for name in ("one", "two")
+    ]
+    try:
+        for index in range(12):
+            await events.publish(
+                client,
+                settings.hub.events_stream,
+                events.Event(
+                    id=str(uuid.uuid4()),
+                    type="content.document_shared",
+                    source="content",
+                    occurred_at="2026-11-20T10:00:00+00:00",
+                    data={
+                        "document_id": str(uuid.uuid4()),
+                        "document_title": f"Lot {index}",
+                        "grantee_id": bob.id,
+                        "permission": "read",
+                    },
+                ),
+            )
+
+        async def lots() -> list[str]:  # (not identity's verification email, if a stack runs)
+            return sorted(n.title for n in await notifications_of(apps, bob.id) if "Lot" in n.title)
+
+        for _ in range(100):
+            if len(await lots()) >= 12:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert await lots() == sorted(f"“Lot {i}” was shared with you" for i in range(12))
+        group = await client.xinfo_consumers(settings.hub.events_stream, settings.consumer_group)
+        assert sorted(c["name"] for c in group) == ["one", "two"]
+        pending = await client.xpending(settings.hub.events_stream, settings.consumer_group)
+        assert pending["pending"] == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*replicas), timeout=10)
+        await client.delete(settings.hub.events_stream)
+        await client.aclose()
