@@ -13,6 +13,7 @@ from conftest import ROOT, SERVICES
 from subgraphs.catalog import SUBGRAPHS
 from subgraphs.common.settings import HubSettings, ServiceSettings
 from subgraphs.common.subgraph import Subgraph
+from subgraphs.communication.settings import CommunicationSettings
 
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
 ROUTER_VARIABLES = {
@@ -143,6 +144,7 @@ def test_event_consumer_reads_the_stream_every_service_publishes_to() -> None:
     # worker takes them.
     assert consumer.database_dsn == api.database_dsn
     assert consumer.redis_dsn == api.redis_dsn
+    assert isinstance(consumer, CommunicationSettings) and isinstance(api, CommunicationSettings)
     assert consumer.consumer_group == api.consumer_group
     stream = stream_of("communication-events")
     assert stream[0] is not None

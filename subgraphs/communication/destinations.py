@@ -45,7 +45,10 @@ def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 async def resolve(url: str, settings: CommunicationSettings) -> Destination:
     """The checked address to POST `url` to; DestinationRefused / DestinationUnresolved."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # e.g. an unclosed IPv6 bracket
+        raise DestinationRefused(f"the URL is malformed: {error}") from None
     if parts.scheme not in SCHEMES or not parts.hostname:
         raise DestinationRefused("the URL must be an absolute http(s) URL")
     try:

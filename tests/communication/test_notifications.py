@@ -249,3 +249,20 @@ async def test_a_page_of_notifications_with_counts_and_deliveries_is_four_statem
     assert len(result["data"]["notifications"]["nodes"]) == 15
     # the page, the unread count, the deliveries, their attempts
     assert sql.count == 4, sql.statements
+
+
+def test_a_secret_variable_is_refused_in_a_title_or_subject_at_load(tmp_path: Path) -> None:
+    bad = tmp_path / "templates.yaml"
+    bad.write_text(
+        "templates:\n  t:\n    variables: [token]\n    secrets: [token]\n    email:\n"
+        "      en: {subject: 'Code {{ token }}', body: '{{ token }}'}\n"
+    )
+    with pytest.raises(TemplatesFileError, match="subject: uses a secret variable"):
+        load_templates(bad)
+    undeclared = tmp_path / "undeclared.yaml"
+    undeclared.write_text(
+        "templates:\n  t:\n    variables: [a]\n    secrets: [token]\n    email:\n"
+        "      en: {subject: '{{ a }}', body: '{{ a }}'}\n"
+    )
+    with pytest.raises(TemplatesFileError, match="secrets: expected a list of declared"):
+        load_templates(undeclared)

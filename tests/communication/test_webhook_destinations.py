@@ -28,6 +28,7 @@ REFUSED = [
     "gopher://127.0.0.1:6379/_FLUSHALL",
     "http://no-such-host.invalid/hook",
     "not a url",
+    "http://[unclosed/hook",
 ]
 
 
