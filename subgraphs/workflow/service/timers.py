@@ -27,17 +27,25 @@ async def fire_next(session: AsyncSession) -> Timer | None:
     The caller commits. A timer whose effect fails (a guard, a conflict) is still marked
     fired, with the reason on `error`: it must not fire forever.
     """
-    timer = await session.scalar(
-        select(Timer)
-        .where(Timer.fired_at.is_(None), Timer.cancelled_at.is_(None), Timer.fire_at <= utcnow())
-        .order_by(Timer.fire_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if timer is None:
+    # The timer and its instance are locked together, skipping both when either is held.
+    # Locking the instance after the timer deadlocked: scheduler A holds timer 1 and its
+    # instance and cancels the instance's other timers as it leaves the state, while
+    # scheduler B holds timer 2 of the same instance and waits for the instance.
+    claimed = (
+        await session.execute(
+            select(Timer, WorkflowInstance)
+            .join(WorkflowInstance, WorkflowInstance.id == Timer.instance_id)
+            .where(
+                Timer.fired_at.is_(None), Timer.cancelled_at.is_(None), Timer.fire_at <= utcnow()
+            )
+            .order_by(Timer.fire_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+    ).first()
+    if claimed is None:
         return None
-    instance = await session.get(WorkflowInstance, timer.instance_id, with_for_update=True)
-    assert instance is not None
+    timer, instance = claimed
     if instance.status == "running" and instance.state == timer.state:
         try:
             async with session.begin_nested():
