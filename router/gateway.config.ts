@@ -4,7 +4,12 @@
 // under plugins/; this file only puts them together.
 import { defineConfig, JSONLogWriter, Logger, type GatewayPlugin } from '@graphql-hive/gateway';
 
-import { genericAuthOptions, jwtOptions, useNothingLeftToPlan } from './plugins/auth.ts';
+import {
+  genericAuthOptions,
+  jwtOptions,
+  useAuthenticationErrorCodes,
+  useNothingLeftToPlan,
+} from './plugins/auth.ts';
 import { useBodyLimit } from './plugins/body-limit.ts';
 import { corsOptions, useOriginCheck } from './plugins/cors.ts';
 import { useCostLimit } from './plugins/cost.ts';
@@ -16,6 +21,10 @@ import { useRateLimit } from './plugins/rate-limit.ts';
 import { useSubgraphReadiness } from './plugins/readiness.ts';
 import { useRequestIds } from './plugins/request-id.ts';
 import { useRestPassthrough } from './plugins/rest.ts';
+import {
+  useEndedSubscriptionsCarryNoData,
+  useSubscriberAuthorization,
+} from './plugins/subscriptions.ts';
 import { readSettings, SettingsError, type RouterSettings } from './plugins/settings.ts';
 
 function fatal(message: string): never {
@@ -80,10 +89,13 @@ export const gatewayConfig = defineConfig({
         subscriptions: {
           kind: 'ws',
           location: '/graphql',
-          // The client's token from its connection_init reaches the subgraph the same way,
-          // so subgraphs authenticate subscribers themselves (communication's notificationAdded).
+          // The client's token — from its connection_init (WS) or its Authorization header
+          // (SSE) — goes into the subgraph socket's connection_init, so subgraphs
+          // authenticate subscribers themselves (plugins/subscriptions.ts).
+          // A subgraph ends a subscription when its token expires or its session is revoked;
+          // the gateway passes that error and the completion on to the client.
           options: {
-            connectionParams: { Authorization: '{context.connectionParams.Authorization}' },
+            connectionParams: { Authorization: '{context.subscriberAuthorization}' },
           },
         },
         // Identical in-flight subgraph queries are merged; benchmarks that repeat one
@@ -147,6 +159,9 @@ export const gatewayConfig = defineConfig({
     ...operationLimits(settings),
     useCostLimit(settings.maxCost),
     useNothingLeftToPlan(),
+    useSubscriberAuthorization(),
+    useEndedSubscriptionsCarryNoData(),
+    useAuthenticationErrorCodes(),
     ...(isDev ? [] : [useIntrospectionDisabled()]),
     // In development, `x-hub-query-plan: 1` on a request returns the Rust planner's plan in
     // the response extensions. (The cast only silences tsc: its dependencies see the ESM and

@@ -9,16 +9,21 @@ import {
   type GatewayPlugin,
   type JWTAuthPluginOptions,
 } from '@graphql-hive/gateway';
-import { getOperationAST } from 'graphql';
+import { getOperationAST, GraphQLError } from 'graphql';
 
 import type { RouterSettings } from './settings.ts';
 
 // A WebSocket client authenticates in connection_init: {"Authorization": "Bearer <token>"}.
-const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
-  const params = (serverContext as { connectionParams?: Record<string, unknown> })
+export function connectionParamsAuthorization(context: unknown): string | undefined {
+  const params = (context as { connectionParams?: Record<string, unknown> } | undefined)
     ?.connectionParams;
   const value = params?.Authorization ?? params?.authorization;
-  if (typeof value !== 'string') return undefined;
+  return typeof value === 'string' ? value : undefined;
+}
+
+const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
+  const value = connectionParamsAuthorization(serverContext);
+  if (value === undefined) return undefined;
   const [scheme, token] = value.split(' ', 2);
   return token && scheme.toLowerCase() === 'bearer' ? { token, prefix: 'Bearer' } : undefined;
 };
@@ -66,6 +71,35 @@ export function useNothingLeftToPlan(): GatewayPlugin {
       if (operation && operation.selectionSet.selections.length === 0) {
         setResultAndStopExecution({ data: null });
       }
+    },
+  };
+}
+
+// The JWT plugin refuses a bad token with a bare message ("Unauthenticated", "Invalid
+// authentication token provided") and only an HTTP status. Give those refusals the code
+// the subgraphs use for the same thing, so a client branches on one code, over plain HTTP
+// and SSE alike.
+export function useAuthenticationErrorCodes(): GatewayPlugin {
+  const isAuthRefusal = (error: GraphQLError) => {
+    const status = (error.extensions?.http as { status?: number } | undefined)?.status;
+    return !error.extensions?.code && (status === 401 || /authentication token/i.test(error.message));
+  };
+  return {
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
+        return;
+      const errors = result.errors as readonly GraphQLError[] | undefined;
+      if (!errors?.some(isAuthRefusal)) return;
+      setResult({
+        ...result,
+        errors: errors.map((error) =>
+          isAuthRefusal(error)
+            ? new GraphQLError(error.message, {
+                extensions: { ...error.extensions, code: 'UNAUTHENTICATED' },
+              })
+            : error,
+        ),
+      });
     },
   };
 }

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from conftest import sign_up
 from router.conftest import PRODUCTION_RATE_LIMIT
 
 MiB = 1024 * 1024
@@ -212,6 +213,46 @@ async def test_a_client_over_its_rate_limit_gets_429(production) -> None:
     assert code_of(rest) == "TOO_MANY_REQUESTS"
     # Probes are not client traffic.
     assert (await production.get("/healthcheck")).status_code == 200
+
+
+async def test_signed_in_users_have_budgets_of_their_own(production, router) -> None:
+    """Per user when signed in (the verified token's `sub`), per address otherwise."""
+    ada, bob = await sign_up(router), await sign_up(router)
+
+    async def documents(headers: dict[str, str] | None = None) -> int:
+        response = await production.post(
+            "/graphql", json={"documentId": "documents"}, headers=headers or {}
+        )
+        if response.status_code == 429:
+            assert code_of(response) == "TOO_MANY_REQUESTS"
+            assert int(response.headers["retry-after"]) >= 1
+        return response.status_code
+
+    statuses = [await documents(ada.headers) for _ in range(PRODUCTION_RATE_LIMIT + 1)]
+    assert statuses == [200] * PRODUCTION_RATE_LIMIT + [429]
+    # Bob, behind the same address, has a budget of his own ...
+    assert await documents(bob.headers) == 200
+    # ... and so has the address: Ada's requests were counted once, against Ada.
+    assert await documents() == 200
+    # Ada cannot escape with another login from another address: one budget per user.
+    login = await router.post(
+        "/api/v1/auth/login", json={"email": ada.email, "password": ada.password}
+    )
+    other = {"authorization": f"Bearer {login.json()['access_token']}"}
+    assert await documents({**other, "x-forwarded-for": "192.0.2.77"}) == 429
+
+
+async def test_tokens_that_do_not_verify_count_against_the_address(production) -> None:
+    for n in range(PRODUCTION_RATE_LIMIT):
+        forged = {"authorization": f"Bearer eyJhbGciOiJSUzI1NiJ9.e30.forged{n}"}
+        response = await production.post(
+            "/graphql", json={"documentId": "documents"}, headers=forged
+        )
+        assert response.status_code in (400, 401)
+        assert code_of(response) == "UNAUTHENTICATED"
+    refused = await production.post("/graphql", json={"documentId": "documents"})
+    assert refused.status_code == 429
+    assert code_of(refused) == "TOO_MANY_REQUESTS"
 
 
 @pytest.mark.parametrize("transport", ["graphql", "rest"])
