@@ -375,8 +375,9 @@ async def test_an_event_published_while_the_consumer_process_is_down_is_notified
     stack.stop_service("events")  # SIGTERM to the stack's consumer process
     stopped_in = time.monotonic() - started
     consumer = stack.supervisor.process("events").popen
-    # It stopped between two entries, on its own (no SIGKILL after the grace period).
-    assert consumer.returncode == 0 and stopped_in < 5, (consumer.returncode, stopped_in)
+    # It stopped between two entries, on its own within the grace period (a SIGKILL after
+    # it would read -9), and was reaped: restart_service cannot find it "still running".
+    assert consumer.returncode == 0, (consumer.returncode, stopped_in)
     try:
         client = events.connect(HubSettings())
         event = events.Event(
