@@ -28,6 +28,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from subgraphs.common.auth import TokenVerifier
+from subgraphs.workflow.service.content import ContentAPI
 
 EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "25"))
 
@@ -35,6 +36,10 @@ EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "25"))
 schemathesis.graphql.scalar("Upload", st.just(nodes.String("not a file")))
 
 FUZZ_APPS = {name: BY_NAME[name].app() for name in SERVICES}
+# Workflow reads documents from content's API (suggestions): the content app fuzzed here.
+FUZZ_APPS["workflow"].state.content_api = ContentAPI(
+    "http://content", transport=httpx.ASGITransport(app=FUZZ_APPS["content"])
+)
 GRAPHQL = {name: schemathesis.graphql.from_asgi("/graphql", app) for name, app in FUZZ_APPS.items()}
 REST = {
     name: schemathesis.openapi.from_asgi("/openapi.json", app) for name, app in FUZZ_APPS.items()
