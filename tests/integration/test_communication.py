@@ -4,6 +4,7 @@ consumer, a real SMTP server (aiosmtpd) and a real webhook receiver."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from communication.broker import broker_unreachable
 from conftest import PASSWORD, sign_up, unique_email
 from integration.conftest import execute, graphql_ws
@@ -522,3 +524,53 @@ async def test_a_digest_is_made_and_sent_by_the_worker(stack, apps, clients, mai
     assert "Bid from ACME" in text and "Bid from Globex" in text
     await asyncio.sleep(1)
     assert len(bids()) == 1
+
+
+async def test_a_removed_member_stops_receiving_message_added_through_the_router(
+    stack, clients, router
+) -> None:
+    ada, bob, eve = [await sign_up(clients["identity"]) for _ in range(3)]
+    started = await execute(
+        router,
+        "mutation($i: StartConversationInput!) { startConversation(input: $i) { id } }",
+        {"i": {"memberIds": [bob.id, eve.id], "title": "Lot 3"}},
+        ada.headers,
+    )
+    conversation = started["startConversation"]["id"]
+    post = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }"
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    async with (
+        graphql_ws(ws_url, bob.access_token) as bob_ws,
+        graphql_ws(ws_url, eve.access_token) as eve_ws,
+    ):
+        for client in (bob_ws, eve_ws):
+            await client.subscribe("subscription { messageAdded { body } }")
+        for attempt in range(20):  # live once the subgraph listens: retry until both hear
+            body = f"warm #{attempt}"
+            await execute(
+                router, post, {"i": {"conversationId": conversation, "body": body}}, ada.headers
+            )
+            try:
+                await asyncio.wait_for(bob_ws.receive(), timeout=1.5)
+                await asyncio.wait_for(eve_ws.receive(), timeout=1.5)
+                break
+            except TimeoutError:
+                continue
+        for client in (bob_ws, eve_ws):  # whatever warm-up messages are still on their way
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    await asyncio.wait_for(client.receive(), timeout=1.0)
+
+        await execute(
+            router,
+            "mutation($id: ID!, $m: ID!) { removeConversationMember(id: $id, memberId: $m) }",
+            {"id": conversation, "m": eve.id},
+            ada.headers,
+        )
+        await execute(
+            router, post, {"i": {"conversationId": conversation, "body": "after"}}, ada.headers
+        )
+        heard = await asyncio.wait_for(bob_ws.receive(), timeout=5)
+        assert heard["payload"]["data"]["messageAdded"] == {"body": "after"}
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(eve_ws.receive(), timeout=2)
