@@ -87,7 +87,10 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         settings.database_dsn,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # No ping before each checkout: it cost a round trip per session (every resolver
+        # and DataLoader batch opens one). A connection that died (PostgreSQL restarted)
+        # fails its one request; SQLAlchemy then invalidates the whole pool.
+        pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": f"hub-{settings.name}"}},
     )
     event.listen(engine.sync_engine, "before_cursor_execute", refuse_nul_characters)
