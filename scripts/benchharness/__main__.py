@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.reseed or not args.keep:
             stack.drop_databases()
         stack.migrate()
-        log(f"migrated ({time.monotonic() - started:.0f}s)")
+        phases: dict[str, float] = {"migrated": round(time.monotonic() - started, 1)}
+        log(f"migrated ({phases['migrated']:.0f}s)")
         reuse = asyncio.run(dataset.seeded(dsns["identity"], size))
         if args.keep and not reuse:  # a kept data set of another size, or an unfinished one
             stack.drop_databases()
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.run(dataset.seed(dsns, size, search_vector_sql=_search_vector_sql(), log=log))
         seeded = asyncio.run(dataset.describe(dsns, size))
+        phases["seeded"] = round(time.monotonic() - started, 1)
         stack.wait_ready(timeout=180)
         yardstick_port = free_port()
         yardstick = subprocess.Popen(
@@ -150,8 +152,24 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
         )
         pids = _pids(stack)
+        phases["ready"] = round(time.monotonic() - started, 1)
         memory_before = measure.rss_of_processes(pids)
-        for name, run in (
+        output = args.output or results_dir / f"{stamp}.json"
+        output.parent.mkdir(parents=True, exist_ok=True)
+
+        def document() -> dict[str, Any]:
+            return {
+                "mode": "quick" if args.quick else "full",
+                "started_at": stamp,
+                "seconds_total": round(time.monotonic() - started, 1),
+                "phases_seconds": phases,
+                "data_set": {**size.__dict__},
+                "machine": _machine(),
+                "settings": {"seconds_per_load": bench.seconds, "rounds": bench.rounds},
+                "results": bench.results,
+            }
+
+        measurements = [
             ("router overhead", measure.router_overhead),
             ("Python efficiency", measure.python_efficiency),
             ("N+1", measure.n_plus_one),
@@ -159,32 +177,27 @@ def main(argv: list[str] | None = None) -> int:
             ("search", measure.search),
             ("dashboard", measure.dashboard_load),
             ("subscriptions", measure.subscriptions),
-        ):
+        ]
+        if args.soak:
+            measurements.append(
+                ("soak", lambda bench: measure.soak(bench, pids, args.soak_minutes))
+            )
+        for name, run in measurements:
             log(f"measure: {name}")
             run(bench)
-        if args.soak:
-            log(f"measure: soak ({args.soak_minutes:g} min)")
-            measure.soak(bench, pids, args.soak_minutes)
+            phases[name] = round(time.monotonic() - started, 1)
+            # Written after each one: a long run that fails late keeps what it measured.
+            output.write_text(json.dumps(document(), indent=2, default=str) + "\n")
         bench.results["memory_mib"] = {
             "before": memory_before,
             "after": measure.rss_of_processes(pids),
         }
-        document = {
-            "mode": "quick" if args.quick else "full",
-            "started_at": stamp,
-            "seconds_total": round(time.monotonic() - started, 1),
-            "data_set": {**size.__dict__},
-            "machine": _machine(),
-            "settings": {"seconds_per_load": bench.seconds, "rounds": bench.rounds},
-            "results": bench.results,
-        }
-        output = args.output or results_dir / f"{stamp}.json"
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        final = document()
+        output.write_text(json.dumps(final, indent=2, default=str) + "\n")
         (results_dir / "latest.json").write_text(output.read_text())
-        print(report.table(document))
-        log(f"results: {output} ({document['seconds_total']:.0f}s)")
-        return 0 if report.complete(document) else 1
+        print(report.table(final))
+        log(f"results: {output} ({final['seconds_total']:.0f}s)")
+        return 0 if report.complete(final) else 1
     finally:
         if yardstick is not None:
             yardstick.terminate()
