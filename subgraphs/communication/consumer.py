@@ -184,6 +184,9 @@ async def sweep_stranded(
                 if stranded:
                     log.info("queueing %d stranded deliveries again", len(stranded))
                     await tasks.enqueue_deliveries(session, stranded)
+                for recipient_id, category in await delivery.overdue_digests(session, settings):
+                    log.info("digest of %s overdue: sending it now", category)
+                    await asyncio.to_thread(tasks.send_digest.delay, str(recipient_id), category)
         except Exception as error:
             log.warning("sweeping stranded deliveries failed (%s)", type(error).__name__)
         with contextlib.suppress(TimeoutError):

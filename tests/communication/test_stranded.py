@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 from communication.broker import broker_unreachable
 from conftest import graphql, sign_up
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from subgraphs.communication import tasks
 from subgraphs.communication.models import Delivery
-from subgraphs.communication.service import delivery
+from subgraphs.communication.service import delivery, preferences
 
 SEND = """mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id status } }"""
 
@@ -69,3 +70,50 @@ async def test_a_send_with_the_broker_down_is_stored_then_swept_once(apps, clien
         outcome = await delivery.deliver(session, state.redis, state.settings, stranded.id)
     assert outcome == delivery.Outcome()
     assert (await in_app_of(apps, notification)).status == "sent"
+
+
+async def test_a_digest_never_scheduled_is_found_overdue_once_its_window_passed(
+    apps, clients
+) -> None:
+    state = apps["communication"].state
+    settings = state.settings.model_copy(update={"stranded_after_seconds": 0.5})
+    ada = await sign_up(clients["identity"])
+    category = f"tenders-{uuid.uuid4().hex[:6]}"
+    async with state.sessions() as session:
+        await preferences.remember_contact(session, uuid.UUID(ada.id), email=ada.email)
+        await session.commit()
+    await clients["communication"].put(
+        "/api/v1/notifications/preferences",
+        json={"category": category, "channel": "email", "digest_seconds": 60},
+        headers=ada.headers,
+    )
+    with broker_unreachable():
+        for title in ("Lot 1", "Lot 2"):
+            sent = await graphql(
+                clients["communication"],
+                SEND,
+                {"i": {"recipientId": ada.id, "title": title, "category": category}},
+                ada.headers,
+            )
+            assert sent["data"]["sendNotification"]["status"] == "QUEUED", sent
+    # Not scheduled, and not marked as scheduled: the window's next notification tries again.
+    assert not await state.redis.client.exists(state.redis.key("digest", ada.id, category))
+
+    async def overdue() -> list[tuple[uuid.UUID, str]]:
+        async with state.sessions() as session:
+            return await delivery.overdue_digests(session, settings)
+
+    assert (uuid.UUID(ada.id), category) not in await overdue()  # within its minute
+    async with state.sessions() as session:  # a minute later
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.recipient_id == uuid.UUID(ada.id), Delivery.category == category)
+            .values(created_at=Delivery.created_at - timedelta(seconds=61))
+        )
+        await session.commit()
+    assert (uuid.UUID(ada.id), category) in await overdue()
+    async with state.sessions() as session:
+        digest = await delivery.make_digest(session, settings, uuid.UUID(ada.id), category)
+        assert digest is not None
+        assert await delivery.make_digest(session, settings, uuid.UUID(ada.id), category) is None
+    assert (uuid.UUID(ada.id), category) not in await overdue()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, and_, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.database import utcnow
@@ -33,6 +33,7 @@ from subgraphs.communication.models import (
     DeliveryState,
     DeliveryStatus,
     Notification,
+    Preference,
 )
 from subgraphs.communication.service.notifications import as_event, inbox_channel
 from subgraphs.communication.settings import CommunicationSettings
@@ -271,6 +272,36 @@ async def sweep_stranded(session: AsyncSession, settings: CommunicationSettings)
     ids = list(taken)
     await session.commit()
     return ids
+
+
+async def overdue_digests(
+    session: AsyncSession, settings: CommunicationSettings
+) -> list[tuple[uuid.UUID, str]]:
+    """(recipient, category) whose digest is overdue: pending emails older than their
+    window plus `stranded_after_seconds` (the digest task never reached the broker, or the
+    window's preference is gone). `make_digest` takes each pending row once, so a digest
+    asked for twice is still one email."""
+    window = cast(
+        func.coalesce(Preference.digest_seconds, 0) + settings.stranded_after_seconds, Float
+    )
+    rows = await session.execute(
+        select(Delivery.recipient_id, Delivery.category)
+        .outerjoin(
+            Preference,
+            and_(
+                Preference.user_id == Delivery.recipient_id,
+                Preference.category == Delivery.category,
+                Preference.channel == Channel.EMAIL,
+            ),
+        )
+        .where(
+            Delivery.status == DeliveryState.DIGEST_PENDING,
+            Delivery.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, window),
+        )
+        .group_by(Delivery.recipient_id, Delivery.category)
+        .limit(SWEEP_BATCH)
+    )
+    return [(recipient, category) for recipient, category in rows.all()]
 
 
 async def handed_over(
