@@ -9,7 +9,9 @@ import {
   type GatewayPlugin,
   type JWTAuthPluginOptions,
 } from '@graphql-hive/gateway';
-import { getOperationAST, GraphQLError } from 'graphql';
+import { getOperationAST, type GraphQLError } from 'graphql';
+
+import { isAuthenticationRefusal, withAuthenticationCode } from './errors.ts';
 
 import type { RouterSettings } from './settings.ts';
 
@@ -75,29 +77,19 @@ export function useNothingLeftToPlan(): GatewayPlugin {
   };
 }
 
-// The JWT plugin refuses a bad token with a bare message ("Unauthenticated", "Invalid
-// authentication token provided") and only an HTTP status. Give those refusals the code
-// the subgraphs use for the same thing, so a client branches on one code, over plain HTTP
-// and SSE alike.
+// The JWT plugin's refusals on plain HTTP and SSE requests get extensions.code
+// UNAUTHENTICATED here (it throws them before context building, where maskError sees them).
 export function useAuthenticationErrorCodes(): GatewayPlugin {
-  const isAuthRefusal = (error: GraphQLError) => {
-    const status = (error.extensions?.http as { status?: number } | undefined)?.status;
-    return !error.extensions?.code && (status === 401 || /authentication token/i.test(error.message));
-  };
   return {
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
         return;
       const errors = result.errors as readonly GraphQLError[] | undefined;
-      if (!errors?.some(isAuthRefusal)) return;
+      if (!errors?.some(isAuthenticationRefusal)) return;
       setResult({
         ...result,
         errors: errors.map((error) =>
-          isAuthRefusal(error)
-            ? new GraphQLError(error.message, {
-                extensions: { ...error.extensions, code: 'UNAUTHENTICATED' },
-              })
-            : error,
+          isAuthenticationRefusal(error) ? withAuthenticationCode(error) : error,
         ),
       });
     },

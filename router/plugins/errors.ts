@@ -19,7 +19,24 @@ function subgraphFailure(error: unknown): { serviceName: string; code: string } 
   return null;
 }
 
+// The JWT plugin refuses a bad token with a bare message ("Unauthenticated", "Invalid
+// authentication token provided") and only an HTTP status. Such a refusal gets the code the
+// subgraphs use for the same thing, so a client branches on one code over HTTP, SSE and
+// WebSocket alike (plugins/auth.ts for the HTTP path, maskError below for the others).
+export function isAuthenticationRefusal(error: unknown): error is GraphQLError {
+  if (!(error instanceof GraphQLError) || error.extensions?.code) return false;
+  const status = (error.extensions?.http as { status?: number } | undefined)?.status;
+  return status === 401 || /authentication token/i.test(error.message);
+}
+
+export function withAuthenticationCode(error: GraphQLError): GraphQLError {
+  return new GraphQLError(error.message, {
+    extensions: { ...error.extensions, code: 'UNAUTHENTICATED' },
+  });
+}
+
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
+  if (isAuthenticationRefusal(error)) return withAuthenticationCode(error);
   const failure = subgraphFailure(error);
   if (failure) {
     const timedOut = failure.code === 'GATEWAY_TIMEOUT';

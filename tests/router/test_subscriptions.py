@@ -127,6 +127,16 @@ async def test_sse_subscriber_with_a_bad_token_is_refused(router, account) -> No
     assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+async def test_ws_subscriber_with_a_bad_token_is_refused(stack, account) -> None:
+    forged = account.access_token[:-4] + ("AAAA" if account.access_token[-4:] != "AAAA" else "BBBB")
+    async with graphql_ws(ws_url(stack), forged) as client:
+        await client.subscribe(NOTIFICATIONS)
+        refused = await asyncio.wait_for(client.receive(), timeout=30)
+    assert refused["type"] in ("next", "error")
+    errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
 # --- the token's lifetime --------------------------------------------------------------
 
 
