@@ -44,8 +44,16 @@ class Namespace:
         await self.client.aclose()
 
 
+# Each open subscription holds a pub/sub connection of this pool: redis-py's default of
+# 100 failed the 101st concurrent subscriber (scripts/bench holds 1,000 through the router).
+MAX_CONNECTIONS = 5000
+
+
 def connect(settings: ServiceSettings) -> Namespace:
     client = aioredis.Redis.from_url(
-        settings.redis_dsn, decode_responses=True, health_check_interval=30
+        settings.redis_dsn,
+        decode_responses=True,
+        health_check_interval=30,
+        max_connections=MAX_CONNECTIONS,
     )
     return Namespace(client, settings.key_prefix)
