@@ -36,15 +36,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class BenchStack(Stack):
-    """The stack as scripts/up runs it, with production's JSON log lines understood."""
+    """The stack as scripts/up runs it, with production's JSON log lines understood.
+
+    served_only: just the router and the subgraphs (quick mode: the workers, scheduler
+    and event consumer take no part in any measurement, and starting them on two cores
+    would take a third of the two minutes).
+    """
+
+    served_only = False
 
     def processes(self) -> list[ManagedProcess]:
+        wanted = ("router", *measure.SUBGRAPHS) if self.served_only else None
         # Celery's "<name> ready." ends a plain line; in production it ends a JSON object.
         return [
             replace(p, ready_log=p.ready_log.replace(r"\s*$", r'("\})?\s*$'))
             if p.ready_log and p.ready_log.endswith(r"\.\s*$")
             else p
             for p in super().processes()
+            if wanted is None or p.name in wanted
         ]
 
 
@@ -92,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             **{k: v for k, v in os.environ.items() if k.startswith("HUB_BENCH_")},
         },
     )
+    stack.served_only = args.quick
     dsns = {
         service: f"{backing.postgres_url.rstrip('/')}/{name}"
         for service, name in stack.database_names.items()

@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ class Outcome:
     received: int
     p50_ms: float
     p99_ms: float
+    error_samples: list[str] = field(default_factory=list)  # the first few, verbatim
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -91,6 +92,7 @@ async def through_router(
 ) -> Outcome:
     users = list(tokens)
     latencies: list[float] = []
+    samples: list[str] = []
     errors = 0
     connected = 0
     ready = asyncio.Event()
@@ -136,11 +138,15 @@ async def through_router(
                         continue
                     if message.get("type") != "next" or message["payload"].get("errors"):
                         errors += 1
+                        if len(samples) < 5:
+                            samples.append(str(raw)[:300])
                         continue
                     sent = int(message["payload"]["data"]["notificationAdded"]["title"])
                     latencies.append((arrived - sent) / 1e6)
-        except Exception:  # every failure of a subscriber is counted
+        except Exception as error:  # every failure of a subscriber is counted
             errors += 1
+            if len(samples) < 5:
+                samples.append(repr(error)[:300])
             if not ready.is_set() and connected + errors >= subscribers:
                 ready.set()
 
@@ -175,6 +181,7 @@ async def through_router(
         received=len(latencies),
         p50_ms=_percentile(latencies, 50),
         p99_ms=_percentile(latencies, 99),
+        error_samples=samples,
     )
 
 
