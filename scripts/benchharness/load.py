@@ -41,7 +41,12 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 or body:find('"errors"', 1, true) then errors = errors + 1 end
+  if status ~= 200 or body:find('"errors"', 1, true) then
+    errors = errors + 1
+    if errors <= 3 then  -- the first few, for the report
+      io.write("BENCH-ERROR " .. status .. " " .. body:sub(1, 300):gsub("\n", " ") .. "\n")
+    end
+  end
 end
 
 function done(summary, latency, requests)
@@ -66,6 +71,7 @@ class Result:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    error_samples: tuple[str, ...] = ()
 
     @property
     def rps(self) -> float:
@@ -117,4 +123,5 @@ def run(
         p50_ms=data["p50_us"] / 1000,
         p95_ms=data["p95_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
+        error_samples=tuple(re.findall(r"^BENCH-ERROR (.*)$", out.stdout, re.M)),
     )

@@ -108,7 +108,7 @@ def _wrk(
         f" errors {result.errors}"
     )
     if result.errors:
-        raise RuntimeError(f"{name}: {result.errors} errors under load")
+        raise RuntimeError(f"{name}: {result.errors} errors under load: {result.error_samples}")
     return result
 
 
@@ -497,6 +497,7 @@ def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
     started = time.monotonic()
     end = started + minutes * 60
     total_requests = total_errors = 0
+    error_samples: list[str] = []
     while time.monotonic() < end:
         chunk = min(30.0, end - time.monotonic())
         if chunk < 1:
@@ -506,6 +507,7 @@ def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
         )
         total_requests += result.requests
         total_errors += result.errors
+        error_samples += result.error_samples[: 5 - len(error_samples)]
         samples.append({"t": round(time.monotonic() - started, 1), **rss_of_processes(pids)})
         bench.log(
             f"  soak {samples[-1]['t']:.0f}s: "
@@ -521,6 +523,7 @@ def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
         "minutes": minutes,
         "requests": total_requests,
         "errors": total_errors,
+        "error_samples": error_samples,
         "rss_mib": samples,
         "growth_after_warmup": growth,
         "target": "flat memory (growth after the first third < 10%)",
