@@ -19,7 +19,6 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class BenchStack(Stack):
-    """The stack as scripts/up runs it, with production's JSON log lines understood.
+    """The stack as scripts/up runs it, optionally only the parts a measurement uses.
 
     served_only: just the router and the subgraphs (quick mode: the workers, scheduler
     and event consumer take no part in any measurement, and starting them on two cores
@@ -47,14 +46,7 @@ class BenchStack(Stack):
 
     def processes(self) -> list[ManagedProcess]:
         wanted = ("router", *measure.SUBGRAPHS) if self.served_only else None
-        # Celery's "<name> ready." ends a plain line; in production it ends a JSON object.
-        return [
-            replace(p, ready_log=p.ready_log.replace(r"\s*$", r'("\})?\s*$'))
-            if p.ready_log and p.ready_log.endswith(r"\.\s*$")
-            else p
-            for p in super().processes()
-            if wanted is None or p.name in wanted
-        ]
+        return [p for p in super().processes() if wanted is None or p.name in wanted]
 
 
 def log(message: str) -> None:

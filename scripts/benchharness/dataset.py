@@ -136,7 +136,9 @@ async def seed(
             "updated_at",
         ],
     )
-    roles = [(uuid.uuid4(), u, "member", orgs[i % len(orgs)], now) for i, u in enumerate(users)]
+    roles: list[tuple[uuid.UUID, uuid.UUID, str, uuid.UUID | None, datetime]] = [
+        (uuid.uuid4(), u, "member", orgs[i % len(orgs)], now) for i, u in enumerate(users)
+    ]
     roles.append((uuid.uuid4(), users[0], "admin", None, now))
     await _copy(
         dsns["identity"],
@@ -274,7 +276,7 @@ async def seed(
     # --- workflow: ad-hoc instances on documents, one open task each ---------------------
     instances, tasks = [], []
     for m, j in enumerate(rng.sample(range(size.documents), size.workflows)):
-        owner = users[j % size.users]
+        instance_owner = users[j % size.users]
         instance = uuid.uuid4()
         created = now - timedelta(seconds=size.workflows - m)
         instances.append(
@@ -287,7 +289,7 @@ async def seed(
                 "running",
                 "{}",
                 1,
-                owner,
+                instance_owner,
                 created,
                 created,
             )
@@ -300,7 +302,7 @@ async def seed(
                 f"Review {_text(rng, 2, 4)}",
                 "review",
                 json.dumps(["approve", "reject"]),
-                owner,
+                instance_owner,
                 "open",
                 now + timedelta(days=3),
                 created,

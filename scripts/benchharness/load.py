@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def write_requests(path: Path, lines: list[tuple[str, dict[str, object]]]) -> Path:
+def write_requests(path: Path, lines: Sequence[tuple[str, Mapping[str, object]]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
         for authorization, body in lines:

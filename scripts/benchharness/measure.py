@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
@@ -83,6 +84,10 @@ def _check(url: str, authorization: str, body: dict[str, Any]) -> dict[str, Any]
     if response.status_code != 200 or data.get("errors"):
         raise RuntimeError(f"{url} answered {response.status_code}: {str(data)[:500]}")
     return data
+
+
+def _send(url: str, authorization: str, body: dict[str, Any]) -> None:
+    _check(url, authorization, body)
 
 
 def _wrk(
@@ -283,7 +288,7 @@ def n_plus_one(bench: Bench) -> None:
         reps = [{"__typename": "Document", "id": i} for i in bench.seeded.document_ids[:n]]
         body = {"query": ENTITIES, "variables": {"representations": reps}}
         returned = len(_check(bench.gql("content"), admin, body)["data"]["_entities"])
-        counts = _per_request(bench, lambda b=body: _check(bench.gql("content"), admin, b) and None)
+        counts = _per_request(bench, functools.partial(_send, bench.gql("content"), admin, body))
         entities[str(n)] = {"items": returned, "statements": counts["content"]["statements"]}
     token = next(iter(bench.user_tokens.values()))
     dashboard: dict[str, Any] = {}
@@ -291,7 +296,7 @@ def n_plus_one(bench: Bench) -> None:
         body = {"query": DASHBOARD, "variables": {"first": n}}
         data = _check(bench.gql("router"), _auth(token), body)["data"]["me"]
         counts = _per_request(
-            bench, lambda b=body: _check(bench.gql("router"), _auth(token), b) and None
+            bench, functools.partial(_send, bench.gql("router"), _auth(token), body)
         )
         dashboard[str(n)] = {
             "documents": len(data["documents"]["nodes"]),

@@ -32,7 +32,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .backing import Backing, drop_databases
 from .paths import REPO_ROOT
@@ -51,6 +51,9 @@ WORKER_APP = "subgraphs.communication.tasks"
 # Workflow's worker computes suggestions (classification, summaries, key fields, routing).
 WORKFLOW_WORKER_APP = "subgraphs.workflow.tasks"
 # Without mingle/gossip a worker neither waits for nor talks to other workers at startup.
+# Celery logs "<name> ready." once it consumes (cheaper than polling `celery inspect ping`,
+# which imports the whole app each time); in production mode the line is a JSON object.
+CELERY_READY = r'\bready\.("\})?\s*$'
 WORKER_OPTIONS = ["--loglevel=INFO", "--concurrency=2", "--without-mingle", "--without-gossip"]
 
 
@@ -127,7 +130,7 @@ class Stack:
         database_prefix: str = "hub_test",
         redis_namespace: str | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> Stack:
+    ) -> Self:
         """A stack on free ports with databases <prefix>_<service> and a fresh Redis namespace."""
         namespace = redis_namespace or f"hub_test_{secrets.token_hex(4)}"
         isolation: dict[str, str] = {"HUB_ENV": "development"}
@@ -194,9 +197,7 @@ class Stack:
                 argv=[celery, "-A", WORKER_APP, "worker", "-n", self.worker_name, *WORKER_OPTIONS],
                 env=self.env,
                 cwd=self.root,
-                # Celery logs "celery@host ready." once it consumes: cheaper than polling
-                # `celery inspect ping`, which imports the whole app each time.
-                ready_log=r"\bready\.\s*$",
+                ready_log=CELERY_READY,
             )
         )
         procs.append(
@@ -215,7 +216,7 @@ class Stack:
                 ],
                 env=self.env,
                 cwd=self.root,
-                ready_log=r"\bready\.\s*$",
+                ready_log=CELERY_READY,
             )
         )
         procs.append(
