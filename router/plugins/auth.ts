@@ -9,6 +9,8 @@ import {
   type GatewayPlugin,
   type JWTAuthPluginOptions,
 } from '@graphql-hive/gateway';
+import { generateKeyPairSync } from 'node:crypto';
+
 import { getOperationAST, type GraphQLError } from 'graphql';
 
 import { isAuthenticationRefusal, withAuthenticationCode } from './errors.ts';
@@ -30,18 +32,41 @@ const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
   return token && scheme.toLowerCase() === 'bearer' ? { token, prefix: 'Bearer' } : undefined;
 };
 
+// A public key whose private half was thrown away: no token verifies against it.
+const NO_TOKEN_VERIFIES = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
+
+// jwks-rsa's answers for a token naming no key or a key identity never published (and its
+// refusal to refetch again so soon for yet another unknown key).
+const UNKNOWN_KEY_ERRORS = new Set(['SigningKeyNotFoundError', 'JwksRateLimitError']);
+
+// The JWT plugin answers a token whose key cannot be found with a bare Error, a 500
+// ("Authentication is not available at the moment"). A key identity never published is a
+// bad token, not an outage: verify it against a key nothing was signed with, so the plugin
+// refuses it as any other bad token (401 UNAUTHENTICATED). An unreachable JWKS stays an error.
+function identityKeys(settings: RouterSettings) {
+  const remote = createRemoteJwksSigningKeyProvider({
+    jwksUri: settings.jwksUrl,
+    cache: true,
+    cacheMaxAge: 5 * 60 * 1000,
+    // A token naming a key not seen yet makes the client refetch the JWKS (rotation).
+    rateLimit: true,
+    jwksRequestsPerMinute: 60,
+  });
+  return async (kid?: string): Promise<string> => {
+    try {
+      return await remote(kid);
+    } catch (error) {
+      if (error instanceof Error && UNKNOWN_KEY_ERRORS.has(error.name)) return NO_TOKEN_VERIFIES;
+      throw error;
+    }
+  };
+}
+
 export function jwtOptions(settings: RouterSettings): JWTAuthPluginOptions {
   return {
-    signingKeyProviders: [
-      createRemoteJwksSigningKeyProvider({
-        jwksUri: settings.jwksUrl,
-        cache: true,
-        cacheMaxAge: 5 * 60 * 1000,
-        // A token naming a key not seen yet makes the client refetch the JWKS (rotation).
-        rateLimit: true,
-        jwksRequestsPerMinute: 60,
-      }),
-    ],
+    signingKeyProviders: [identityKeys(settings)],
     tokenLookupLocations: [
       extractFromHeader({ name: 'authorization', prefix: 'Bearer' }),
       fromConnectionParams,

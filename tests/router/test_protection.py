@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 
@@ -240,6 +241,37 @@ async def test_signed_in_users_have_budgets_of_their_own(production, router) -> 
     )
     other = {"authorization": f"Bearer {login.json()['access_token']}"}
     assert await documents({**other, "x-forwarded-for": "192.0.2.77"}) == 429
+
+
+def unsigned_token(header: dict) -> str:
+    """A well-formed RS256 token with good claims and a signature nobody made."""
+    claims = {"iss": "hub-identity", "aud": "hub", "sub": "someone", "exp": 4102444800}
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.{'A' * 342}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "RS256", "typ": "JWT", "kid": "a-key-identity-never-published"},
+        {"alg": "RS256", "typ": "JWT"},  # no kid: refused whether the JWKS holds one key or more
+    ],
+    ids=["unknown-kid", "no-kid"],
+)
+async def test_a_token_naming_no_known_key_is_unauthenticated_not_a_server_error(
+    router, header
+) -> None:
+    for _ in range(3):  # past the JWKS refetch the first unknown key triggers
+        response = await router.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"authorization": f"Bearer {unsigned_token(header)}"},
+        )
+        assert response.status_code == 401, response.text
+        assert code_of(response) == "UNAUTHENTICATED"
 
 
 async def test_tokens_that_do_not_verify_count_against_the_address(production) -> None:
