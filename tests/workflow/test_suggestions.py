@@ -18,7 +18,7 @@ from workflow.conftest import publish, start, unique_key
 
 from subgraphs.workflow.intelligence import report
 from subgraphs.workflow.intelligence.providers import LocalProvider
-from subgraphs.workflow.models import ClassificationExample
+from subgraphs.workflow.models import ClassificationExample, Suggestion
 from subgraphs.workflow.service import suggestions
 from subgraphs.workflow.service.content import ContentAPI
 
@@ -181,6 +181,31 @@ async def test_a_classification_is_computed_accepted_applied_through_content_and
     async with apps["workflow"].state.sessions() as session:
         model = await suggestions.current_model(session, LocalProvider(), organization)
         assert (model.version, model.example_count) == (2, 25)
+
+
+async def test_a_version_another_worker_trained_meanwhile_is_used_and_nothing_expires(
+    apps, clients, content_api
+) -> None:
+    organization, clerk = await labelled_organization(apps, clients)
+    document = await create_document(
+        clients, clerk, description=CORPUS[-1].text, organization_id=str(organization)
+    )
+    asked = await graphql(
+        clients["workflow"],
+        REQUEST,
+        {"i": {"documentId": document["id"], "kinds": ["CLASSIFICATION"]}},
+        clerk.headers,
+    )
+    (queued,) = asked["data"]["requestDocumentSuggestions"]["suggestions"]
+    async with apps["workflow"].state.sessions() as session:
+        theirs = await suggestions.train(session, LocalProvider(), organization)
+    async with apps["workflow"].state.sessions() as session:
+        being_computed = await session.get(Suggestion, uuid.UUID(queued["id"]))
+        assert being_computed is not None
+        # What a second worker does when it missed the first one's model: version 1 again.
+        mine = await suggestions.train(session, LocalProvider(), organization)
+        assert (mine.id, mine.version, mine.model) == (theirs.id, 1, theirs.model)
+        assert CORPUS[-1].text in (being_computed.input_text or "")  # loaded still: no IO
 
 
 async def test_a_rejection_with_the_right_type_is_learned_not_applied(

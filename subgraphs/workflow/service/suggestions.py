@@ -374,15 +374,17 @@ async def train(
         types=sorted({e.type for e in examples}),
         model=data,
     )
-    session.add(model)
     try:
-        await session.commit()
+        # A savepoint: rolling back the whole session would expire the caller's objects
+        # (the suggestion being computed), whose next read would then need IO.
+        async with session.begin_nested():
+            session.add(model)
     except IntegrityError:
         # Another worker stored this version meanwhile: theirs learned from the same rows.
-        await session.rollback()
         stored = await _latest_model(session, organization_id)
         assert stored is not None
         return stored
+    await session.commit()
     log.info(
         "trained classifier v%d of %s on %d examples", model.version, organization_id, len(rows)
     )
