@@ -16,6 +16,7 @@ instead of at their expiry; open subscriptions of the session end too
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -122,10 +123,14 @@ class SessionRevocations:
     """Which sessions have ended before their access tokens expire, and who is waiting on them.
 
     Identity calls `revoke()` after it commits a revocation. Every service asks
-    `is_revoked()` once per authenticated request — one Redis EXISTS (measured in
-    tests/router/test_subscription_lifetime.py) — and open subscriptions `watch()` their
-    session: one pub/sub connection per process, whatever the number of subscriptions,
-    wakes the watchers of an announced sid.
+    `is_revoked()` once per authenticated request, and open subscriptions `watch()` their
+    session. One pub/sub connection per process, whatever the number of requests and
+    subscriptions, keeps a copy of the registry in memory: subscribed first, then the
+    revoked sids already recorded are read (SCAN), then each announced sid is added. While
+    that copy is complete, a lookup costs no round trip; before it is (the process's first
+    requests) and whenever the channel is lost, `is_revoked()` asks Redis (one EXISTS), so
+    no revocation is missed while announcements might be. A copy that grows past
+    `max_remembered` sids (a mass logout) is dropped for the same per-request lookup.
 
     A Redis outage must not take every signed-in request down with it, so a failed
     lookup lets the token through (logged): revocation then falls back to the token's own
@@ -133,15 +138,25 @@ class SessionRevocations:
     """
 
     def __init__(
-        self, client: aioredis.Redis, *, stream: str, remember_seconds: int = 3600
+        self,
+        client: aioredis.Redis,
+        *,
+        stream: str,
+        remember_seconds: int = 3600,
+        max_remembered: int = 100_000,
     ) -> None:
         self.client = client
         self.stream = stream
         self.channel = SESSION_REVOKED_CHANNEL.format(stream=stream)
         self.remember_seconds = remember_seconds
+        self.max_remembered = max_remembered
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        # The in-memory copy: sid -> when it may be forgotten (monotonic). Insertion order
+        # is expiry order (every entry lives `remember_seconds`), so pruning pops the front.
+        self._revoked: dict[str, float] = {}
+        self._complete = False  # the copy holds every revocation Redis holds
 
     @classmethod
     def for_deployment(cls, hub: HubSettings) -> SessionRevocations:
@@ -160,13 +175,51 @@ class SessionRevocations:
                 pipe.set(self.key(sid), reason, ex=self.remember_seconds)
                 pipe.publish(self.channel, sid)
             await pipe.execute()
+        # This process's own requests must not wait for the announcement to come back.
+        for sid in ids:
+            self._remember(sid)
 
     async def is_revoked(self, session_id: uuid.UUID | str) -> bool:
+        sid = str(session_id)
+        if self._complete:
+            return sid in self._revoked and self._revoked[sid] > time.monotonic()
+        self._start_listener()
+        return await self._ask_redis(sid)
+
+    @property
+    def lookups_in_memory(self) -> bool:
+        """True while `is_revoked` answers from the in-memory copy, without a round trip."""
+        return self._complete
+
+    async def _ask_redis(self, sid: str) -> bool:
         try:
-            return bool(await self.client.exists(self.key(session_id)))
+            return bool(await self.client.exists(self.key(sid)))
         except (aioredis.RedisError, OSError):
             log.warning("session revocation lookup failed; accepting the token", exc_info=True)
             return False
+
+    def _remember(self, sid: str, *, seconds: float | None = None) -> None:
+        now = time.monotonic()
+        self._revoked.pop(sid, None)
+        self._revoked[sid] = now + (self.remember_seconds if seconds is None else seconds)
+        for oldest, until in list(itertools.islice(self._revoked.items(), 64)):
+            if until > now:
+                break
+            del self._revoked[oldest]
+        if len(self._revoked) > self.max_remembered:
+            log.warning(
+                "more than %d sessions revoked at once; looking each one up in Redis",
+                self.max_remembered,
+            )
+            self._complete = False
+            self._revoked.clear()
+
+    async def _load_recorded(self) -> None:
+        """Every revocation Redis records now, into the copy (after subscribing)."""
+        pattern = self.key("*")
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            self._remember(name.rsplit(":", 1)[-1])
 
     @asynccontextmanager
     async def watch(self, session_id: uuid.UUID | str) -> AsyncIterator[asyncio.Event]:
@@ -203,21 +256,29 @@ class SessionRevocations:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                # Announcements missed while disconnected: ask about every watched sid.
+                # Subscribed first, then read: a revocation in between is in one or both.
+                await self._load_recorded()
+                self._complete = len(self._revoked) <= self.max_remembered
+                # Announcements missed while disconnected: wake every watched sid revoked.
                 for sid in list(self._watchers):
-                    if await self.is_revoked(sid):
+                    if sid in self._revoked:
                         self._wake(sid)
                 self._listening.set()
                 delay = 0.1
                 async for message in pubsub.listen():
                     if message["type"] == "message":
-                        self._wake(str(message["data"]))
+                        sid = message["data"]
+                        sid = sid.decode() if isinstance(sid, bytes) else str(sid)
+                        self._remember(sid)
+                        self._wake(sid)
             except (aioredis.RedisError, OSError):
                 log.warning("session revocation channel lost; reconnecting", exc_info=True)
+                self._complete = False  # announcements may be missed: ask Redis meanwhile
                 self._listening.set()  # watchers fall back to expiry meanwhile
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
+                self._complete = False
                 await pubsub.aclose()
 
     def _wake(self, sid: str) -> None:
@@ -237,6 +298,12 @@ class TokenVerifier:
     """Verifies access tokens against a JWKS obtained from `fetch_jwks`.
 
     With `revocations`, a token of a revoked session is refused as well.
+
+    A client sends the same token with every request until it expires, so a token whose
+    signature and claims were verified is remembered (by its exact text, up to
+    `remember_tokens` of them) until its expiry: the next requests skip the decoding and
+    the RSA check, ~0.2 ms each. Expiry and revocation are still checked every time, and
+    the remembered tokens are forgotten whenever the published keys change.
     """
 
     def __init__(
@@ -248,8 +315,11 @@ class TokenVerifier:
         cache_seconds: float = 300,
         leeway_seconds: float = 5,
         revocations: SessionRevocations | None = None,
+        remember_tokens: int = 4096,
     ) -> None:
         self.revocations = revocations
+        self.remember_tokens = remember_tokens
+        self._verified: dict[str, tuple[Principal, str]] = {}  # token -> (principal, kid)
         self._fetch_jwks = fetch_jwks
         self.issuer = issuer
         self.audience = audience
@@ -278,6 +348,36 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        principal = await self._remembered(token)
+        if principal is None:
+            principal = await self._verify_signed(token)
+        await self._refuse_revoked(principal)
+        return principal
+
+    async def _remembered(self, token: str) -> Principal | None:
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        principal, kid = entry
+        if not self._unexpired(principal):
+            return None
+        # The key set is kept as fresh as for any token: a key withdrawn since is refused.
+        await self._key(kid)
+        return principal if token in self._verified else None
+
+    def _unexpired(self, principal: Principal) -> bool:
+        return principal.expires_at is not None and time.time() < principal.expires_at + self.leeway
+
+    async def _refuse_revoked(self, principal: Principal) -> None:
+        if (
+            self.revocations is not None
+            and principal.session_id is not None
+            and await self.revocations.is_revoked(principal.session_id)
+        ):
+            raise Unauthenticated("the session has been signed out", reason="revoked")
+
+    async def _verify_signed(self, token: str) -> Principal:
+        self._verified.pop(token, None)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -306,12 +406,10 @@ class TokenVerifier:
         if claims.get("typ", "access") != "access":
             raise Unauthenticated("this is not an access token")
         principal = Principal.from_claims(claims)
-        if (
-            self.revocations is not None
-            and principal.session_id is not None
-            and await self.revocations.is_revoked(principal.session_id)
-        ):
-            raise Unauthenticated("the session has been signed out", reason="revoked")
+        if self.remember_tokens > 0:
+            while len(self._verified) >= self.remember_tokens:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = (principal, str(header.get("kid", "")))
         return principal
 
     async def _key(self, kid: str) -> jwt.PyJWK:
@@ -336,14 +434,18 @@ class TokenVerifier:
             if not self._keys:
                 raise Unauthenticated("the signing keys are unavailable; try again") from error
             return
-        self._keys = {
+        keys = {
             key["kid"]: jwt.PyJWK.from_dict(key)
             for key in jwks.get("keys", [])
             if key.get("kid") and key.get("alg", "RS256") in ALGORITHMS
         }
+        if keys.keys() != self._keys.keys():
+            self._verified.clear()  # a key withdrawn early takes its tokens with it
+        self._keys = keys
         self._fetched_at = time.monotonic()
 
     def forget_keys(self) -> None:
         """Drop the cache (tests; or after identity rotated keys out-of-band)."""
         self._keys = {}
+        self._verified.clear()
         self._fetched_at = float("-inf")
