@@ -137,6 +137,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def create_reader_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads only, in autocommit: no BEGIN/ROLLBACK round trips (`Context.reader`)."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
 async def ensure_database(dsn: str) -> bool:
     """Create the database named in `dsn` unless it exists; True when it was created."""
     url = make_url(dsn)

@@ -413,7 +413,7 @@ class Query:
     ) -> NotificationConnection:
         caller = info.context.user
         recipient = parse_id(recipient_id, "recipientId") if recipient_id else caller.user_id
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await notifications.list_notifications(
                 session,
                 caller,
@@ -426,7 +426,7 @@ class Query:
 
     @federated.field(authenticated=True, description="One of the caller's notifications.")
     async def notification(self, info: HubInfo, id: strawberry.ID) -> Notification:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             found = await notifications.get_notification(
                 session, parse_id(id), info.context.principal
             )
@@ -434,7 +434,7 @@ class Query:
 
     @federated.field(authenticated=True, description="The caller's notification preferences.")
     async def notification_preferences(self, info: HubInfo) -> list[NotificationPreference]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             rows = await preferences.list_preferences(session, info.context.principal)
         return [NotificationPreference.from_model(r) for r in rows]
 
@@ -446,7 +446,7 @@ class Query:
         self, info: HubInfo, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> DeliveryConnection:
         require_scope(info.context.principal, NOTIFICATIONS_ADMIN)
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await delivery.dead_letters(session, first=first, after=after)
         return DeliveryConnection(
             nodes=[Delivery.from_model(d) for d in page.items], page_info=_page_info(page)
@@ -456,7 +456,7 @@ class Query:
     async def conversations(
         self, info: HubInfo, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> ConversationConnection:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await conversations.list_conversations(
                 session, info.context.principal, first=first, after=after
             )
@@ -466,7 +466,7 @@ class Query:
 
     @federated.field(authenticated=True, description="A conversation the caller is in.")
     async def conversation(self, info: HubInfo, id: strawberry.ID) -> Conversation:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             found = await conversations.get_conversation(
                 session, info.context.principal, parse_id(id)
             )

@@ -285,7 +285,7 @@ class RoleGrantInput:
 class Query:
     @federated.field(authenticated=True, description="The signed-in user.")
     async def me(self, info: HubInfo) -> User:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             user = await accounts.get_user(session, info.context.user.user_id)
         return User.from_model(user)
 
@@ -306,7 +306,7 @@ class Query:
         organization_id: strawberry.ID | None = None,
         role: str | None = None,
     ) -> Connection[User]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await accounts.list_users(
                 session,
                 principal=info.context.principal,
@@ -323,7 +323,7 @@ class Query:
 
     @federated.field(authenticated=True, description="The caller's signed-in devices.")
     async def my_sessions(self, info: HubInfo) -> list[Session]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             rows = await sessions.list_sessions(session, principal=info.context.principal)
         current = info.context.user.session_id
         return [
@@ -342,7 +342,7 @@ class Query:
     async def organizations(
         self, info: HubInfo, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Organization]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await access.list_organizations(
                 session, principal=info.context.principal, first=first, after=after
             )
@@ -350,7 +350,7 @@ class Query:
 
     @federated.field(authenticated=True)
     async def organization(self, info: HubInfo, id: strawberry.ID) -> Organization | None:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             try:
                 found = await access.get_organization(
                     session, principal=info.context.principal, organization_id=parse_id(id)
@@ -381,7 +381,7 @@ class Query:
         type: str | None = None,
     ) -> Connection[SecurityEvent]:
         require_scope(info.context.principal, AUDIT_READ)
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await audit.list_events(
                 session,
                 first=first,

@@ -562,7 +562,7 @@ class Query:
         definition_key: str | None = None,
         status: str | None = None,
     ) -> Connection[WorkflowInstance]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await instances.list_instances(
                 session, first=first, after=after, definition_key=definition_key, status=status
             )
@@ -577,7 +577,7 @@ class Query:
 
     @strawberry.field(description="The newest version of every definition, built-ins included.")
     async def workflow_definitions(self, info: HubInfo) -> list[WorkflowDefinition]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             rows = await definitions.list_latest(session)
         return [WorkflowDefinition.from_model(row) for row in rows]
 
@@ -585,7 +585,7 @@ class Query:
     async def workflow_definition_versions(
         self, info: HubInfo, key: str
     ) -> list[WorkflowDefinition]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             rows = await definitions.versions_of(session, key)
         return [WorkflowDefinition.from_model(row) for row in rows]
 
@@ -599,7 +599,7 @@ class Query:
         after: str | None = None,
         status: str | None = "open",
     ) -> Connection[Task]:
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await tasks.inbox(
                 session, info.context.principal, first=first, after=after, status=status
             )
