@@ -3,31 +3,83 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import strawberry
-from fastapi import APIRouter, FastAPI, Request
-from starlette.requests import HTTPConnection
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from subgraphs.common import redis
 from subgraphs.common.auth import SessionRevocations, TokenVerifier, bearer_token
-from subgraphs.common.database import create_engine, create_sessionmaker
+from subgraphs.common.database import (
+    create_engine,
+    create_reader_sessionmaker,
+    create_sessionmaker,
+)
 from subgraphs.common.errors import HubError
 from subgraphs.common.graphql import Context, assign_codes
 from subgraphs.common.health import health_router
-from subgraphs.common.observability import install_observability
+from subgraphs.common.observability import install_observability, observe_endpoint
 from subgraphs.common.rest import PROBLEM_RESPONSES, install_problem_handlers
 from subgraphs.common.settings import ServiceSettings
 
+GRAPHQL_PATH = "/graphql"
 
-class HubGraphQLRouter(GraphQLRouter[Context, None]):
+
+class SubgraphApp(FastAPI):
+    """FastAPI for REST, health and docs; `/graphql` goes straight to Strawberry's ASGI view.
+
+    FastAPI's middleware, route matching and dependency injection cost ~0.1 ms a request
+    (a third of a `{ __typename }` query, measured in process); none of it applies to
+    GraphQL, which refuses bad input in its own response body. Request ids, metrics and
+    traces still wrap the view (`observe_endpoint`), and an unexpected error still ends in
+    a plain 500 rather than a dropped connection.
+    """
+
+    graphql_endpoint: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.graphql_endpoint is not None
+            and scope["type"] in ("http", "websocket")
+            and scope["path"] == GRAPHQL_PATH
+        ):
+            scope["app"] = self  # what `request.app` (app.state) reads
+            await self.graphql_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class HubGraphQL(GraphQL[Context, None]):
+    def __init__(
+        self,
+        schema: strawberry.federation.Schema,
+        *,
+        context_getter: Callable[[HTTPConnection], Awaitable[Context]],
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, **options)
+        self.context_getter = context_getter
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        context = await self.context_getter(request)
+        context.request = request
+        context.response = response  # type: ignore[assignment]
+        return context
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """A WebSocket client authenticates in `connection_init`: {"Authorization": "Bearer …"}."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
@@ -61,11 +113,12 @@ def create_app(
     context_class: Callable[..., Context] = Context,
     verifier: TokenVerifier | None = None,
     background: Sequence[Callable[[FastAPI], Coroutine[Any, Any, None]]] = (),
-) -> FastAPI:
+) -> SubgraphApp:
     """`background`: loops run for the life of the served app (e.g. an outbox relay)."""
     # Neither creates a connection yet: building the app does no I/O.
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
+    readers = create_reader_sessionmaker(engine)
     namespace = redis.connect(settings)
 
     @asynccontextmanager
@@ -79,7 +132,7 @@ def create_app(
         await namespace.close()
         await engine.dispose()
 
-    app = FastAPI(
+    app = SubgraphApp(
         title=title,
         description=description,
         version="0.1.0",
@@ -90,6 +143,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.readers = readers
     app.state.redis = namespace
     app.state.revocations = SessionRevocations.for_deployment(settings.hub)
     app.state.verifier = verifier or TokenVerifier.from_settings(
@@ -104,17 +158,21 @@ def create_app(
                 principal = await app.state.verifier.verify(token)
         except HubError as error:
             auth_error = error
-        context = context_class(settings, sessions, namespace, principal, auth_error)
+        context = context_class(
+            settings, sessions, namespace, principal, auth_error, reader=readers
+        )
         context.verifier = app.state.verifier
         return context
 
-    graphql = HubGraphQLRouter(
+    graphql = HubGraphQL(
         schema,
         context_getter=context,
         graphql_ide=None if settings.hub.is_production else "graphiql",
         multipart_uploads_enabled=True,
     )
-    app.include_router(graphql, prefix="/graphql", include_in_schema=False)
+    app.graphql_endpoint = ServerErrorMiddleware(
+        observe_endpoint(graphql, settings.name, route=GRAPHQL_PATH)
+    )
     app.include_router(health_router(settings.name))
     app.include_router(rest, prefix="/api/v1", responses=PROBLEM_RESPONSES)
     install_problem_handlers(app)

@@ -62,9 +62,10 @@ def request_id_from(given: str | None) -> str:
 class ObservabilityMiddleware:
     """Sets the request id for the request's log lines and response; counts and times it."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str, *, route: str | None = None) -> None:
         self.app = app
         self.service = service
+        self.route = route  # for an endpoint served outside FastAPI's routing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -94,7 +95,7 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            template = route_template(scope)
+            template = self.route or route_template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             HTTP_DURATION.labels(self.service, method, template).observe(
@@ -121,7 +122,19 @@ def install_observability(app: FastAPI, service: str) -> None:
     app.add_middleware(ObservabilityMiddleware, service=service)
     app.add_route("/metrics", metrics, include_in_schema=False)
     if _otlp_endpoint_configured():
-        _install_tracing(app, service)
+        _set_tracer_provider(service)
+        _install_tracing(app)
+
+
+def observe_endpoint(endpoint: ASGIApp, service: str, *, route: str) -> ASGIApp:
+    """`endpoint` with what `install_observability` gives the app's own routes."""
+    observed: ASGIApp = ObservabilityMiddleware(endpoint, service, route=route)
+    if _otlp_endpoint_configured():
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        _set_tracer_provider(service)
+        observed = OpenTelemetryMiddleware(observed)
+    return observed
 
 
 # --- logs --------------------------------------------------------------------------------
@@ -182,11 +195,10 @@ def _otlp_endpoint_configured() -> bool:
     return any(os.environ.get(name) for name in _OTLP_ENDPOINT_VARIABLES)
 
 
-def _install_tracing(app: FastAPI, service: str) -> None:
+def _set_tracer_provider(service: str) -> None:
     # Imported here: a deployment without a collector never loads the SDK.
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -197,5 +209,10 @@ def _install_tracing(app: FastAPI, service: str) -> None:
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
+
+
+def _install_tracing(app: FastAPI) -> None:
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
     # Continues the router's trace (W3C traceparent) for each request.
     app.add_middleware(OpenTelemetryMiddleware)
