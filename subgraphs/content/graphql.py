@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import strawberry
+from sqlalchemy.engine import Row
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 
 from subgraphs.common.auth import require_user
 from subgraphs.common.errors import BadInput, Forbidden, HubError, NotFound, Unauthenticated
@@ -81,6 +83,25 @@ class User:
         return Connection.of(page, Document.from_model)
 
 
+def _selected_on_document(selections: list[Any]) -> frozenset[str]:
+    """The names of the fields selected on `Document` under `_entities` (in fragments too)."""
+    names: set[str] = set()
+
+    def walk(items: list[Any], on_document: bool) -> None:
+        for item in items:
+            if isinstance(item, SelectedField):
+                if on_document:
+                    names.add(item.name)
+                else:  # `_entities` itself
+                    walk(item.selections, True)
+            else:  # a fragment: its fields apply to Document unless it names another type
+                condition = getattr(item, "type_condition", None)
+                walk(item.selections, on_document and condition in (None, "Document"))
+
+    walk(selections, False)
+    return frozenset(names)
+
+
 @strawberry.type(description="A kind of document this deployment knows, and its metadata schema.")
 class DocumentType:
     key: str
@@ -102,7 +123,7 @@ class DocumentVersion:
     created_by: User
 
     @classmethod
-    def from_model(cls, version: models.DocumentVersion) -> DocumentVersion:
+    def from_model(cls, version: models.DocumentVersion | Row[Any]) -> DocumentVersion:
         return cls(
             id=_id(version.id),
             document_id=_id(version.document_id),
@@ -162,8 +183,14 @@ class Document:
     updated_at: datetime
     deleted_at: datetime | None
 
+    # Set when `_entities` loaded them with the documents (see `resolve_reference`): the
+    # fields below then answer without a loader, a coroutine and a task per document.
+    preloaded: strawberry.Private[documents.Preloaded | None] = None
+
     @classmethod
-    def from_model(cls, document: models.Document) -> Document:
+    def from_model(
+        cls, document: models.Document | Row[Any], preloaded: documents.Preloaded | None = None
+    ) -> Document:
         return cls(
             id=_id(document.id),
             title=document.title,
@@ -179,14 +206,20 @@ class Document:
             created_at=document.created_at,
             updated_at=document.updated_at,
             deleted_at=document.deleted_at,
+            preloaded=preloaded,
         )
 
     @classmethod
     async def resolve_reference(cls, info: HubInfo, id: strawberry.ID) -> Document | None:
-        document = await info.context.loader(
-            documents.documents_by_ids, principal=info.context.principal
+        """One batch for all representations; what the operation selects of their versions
+        and the caller's permission is loaded in that batch too (the same statements the
+        field loaders would send, without their per-document overhead)."""
+        found = await info.context.loader(
+            documents.entities_by_ids,
+            principal=info.context.principal,
+            wanted=documents.Wanted.of(_selected_on_document(info.selected_fields)),
         ).load(parse_id(id))
-        return cls.from_model(document) if document else None
+        return cls.from_model(found.document, found) if found else None
 
     @strawberry.field
     def document_type(self, info: HubInfo) -> DocumentType | None:
@@ -200,21 +233,46 @@ class Document:
             metadata_schema=kind.metadata_schema,
         )
 
-    @strawberry.field(description="File versions, newest first.")
-    async def versions(self, info: HubInfo) -> list[DocumentVersion]:
+    @strawberry.field(
+        graphql_type=list[DocumentVersion], description="File versions, newest first."
+    )
+    def versions(self, info: HubInfo) -> list[DocumentVersion] | Awaitable[list[DocumentVersion]]:
+        if self.preloaded is not None and self.preloaded.versions is not None:
+            return [DocumentVersion.from_model(row) for row in self.preloaded.versions]
+        return self._versions(info)
+
+    async def _versions(self, info: HubInfo) -> list[DocumentVersion]:
         rows = await info.context.loader(documents.versions_of_documents).load(uuid.UUID(self.id))
         return [DocumentVersion.from_model(row) for row in rows]
 
-    @strawberry.field(description="The newest file version, or null before the first upload.")
-    async def latest_version(self, info: HubInfo) -> DocumentVersion | None:
+    @strawberry.field(
+        graphql_type=DocumentVersion | None,
+        description="The newest file version, or null before the first upload.",
+    )
+    def latest_version(
+        self, info: HubInfo
+    ) -> DocumentVersion | Awaitable[DocumentVersion | None] | None:
+        if self.preloaded is not None and self.preloaded.versions is not None:
+            rows = self.preloaded.versions
+            return DocumentVersion.from_model(rows[0]) if rows else None
+        return self._latest_version(info)
+
+    async def _latest_version(self, info: HubInfo) -> DocumentVersion | None:
         rows = await info.context.loader(documents.versions_of_documents).load(uuid.UUID(self.id))
         return DocumentVersion.from_model(rows[0]) if rows else None
 
-    @strawberry.field(description="The strongest permission the caller holds on it.")
-    async def my_permission(self, info: HubInfo) -> Permission | None:  # type: ignore[valid-type]
-        return await info.context.loader(
-            documents.permissions_on, principal=info.context.principal
-        ).load(uuid.UUID(self.id))
+    @strawberry.field(
+        graphql_type=Permission | None,
+        description="The strongest permission the caller holds on it.",
+    )
+    def my_permission(
+        self, info: HubInfo
+    ) -> models.Permission | Awaitable[models.Permission | None] | None:
+        if self.preloaded is not None and self.preloaded.permission is not documents.NOT_LOADED:
+            return self.preloaded.permission
+        return info.context.loader(documents.permissions_on, principal=info.context.principal).load(
+            uuid.UUID(self.id)
+        )
 
     @strawberry.field(description="Who it is shared with; shown to those who may manage it.")
     async def shares(self, info: HubInfo) -> list[DocumentShare]:
@@ -537,7 +595,7 @@ class Query:
         filter: DocumentFilter | None = None,
     ) -> Connection[Document]:
         parsed = filter.parsed() if filter else documents.DocumentFilter()
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             page = await documents.list_documents(
                 session, principal=info.context.principal, first=first, after=after, filter=parsed
             )
@@ -553,7 +611,7 @@ class Query:
         filter: DocumentFilter | None = None,
     ) -> SearchResults:
         parsed = filter.parsed() if filter else documents.DocumentFilter()
-        async with info.context.session() as session:
+        async with info.context.reader() as session:
             results = await search.search_documents(
                 session,
                 resources_of(info),

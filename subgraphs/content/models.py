@@ -111,8 +111,10 @@ class Document(UUIDPrimaryKey, Timestamps, Base):
     )
     # Optimistic concurrency: every change increments it; an update names the one it read.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # Text of the newest file version, as far as it could be extracted (for search).
-    body_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Text of the newest file version, as far as it could be extracted (for search). Can be
+    # large, and only search needs it: deferred, so `select(Document)` does not load it (an
+    # access would be a lazy load, which an AsyncSession refuses: name it in the query).
+    body_text: Mapped[str] = mapped_column(Text, default="", server_default="", deferred=True)
     search_vector: Mapped[Any] = mapped_column(TSVECTOR, nullable=True, deferred=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_by: Mapped[uuid.UUID | None]

@@ -158,3 +158,35 @@ async def test_reindexing_rebuilds_the_same_vectors(clients, apps, alice) -> Non
         assert await session.scalar(vector) == written
     found = await search(content, alice, term)
     assert [n["document"]["title"] for n in found["nodes"]] == ["Reindexed"]
+
+
+async def test_an_update_keeps_the_body_text_in_the_vector(clients, alice) -> None:
+    """The body text is not loaded with the document (deferred): the update's new vector
+    takes it from the row, so the body still matches after a title change."""
+    content = clients["content"]
+    term = word()
+    document = await create_document(content, alice, "Before")
+    await upload(content, alice, document["id"], f"the body says {term}".encode())
+    current = await gql(
+        content, "query($id: ID!) { document(id: $id) { version } }", {"id": document["id"]}, alice
+    )
+    updated = await gql(
+        content,
+        "mutation($i: UpdateDocumentInput!) {"
+        " updateDocument(input: $i) { ... on Document { title } } }",
+        {
+            "i": {
+                "id": document["id"],
+                "version": current["data"]["document"]["version"],
+                "title": "After",
+            }
+        },
+        alice,
+    )
+    assert updated["data"]["updateDocument"] == {"title": "After"}, updated
+    assert [n["document"]["title"] for n in (await search(content, alice, term))["nodes"]] == [
+        "After"
+    ]
+    assert [n["document"]["title"] for n in (await search(content, alice, "after"))["nodes"]] == [
+        "After"
+    ]

@@ -83,3 +83,64 @@ async def test_listing_costs_the_same_statements_for_10_and_100(apps, clients, n
         )
     assert [d["latest_version"]["number"] for d in response.json()["items"]] == [2] * n
     assert sql.count == 2  # the page, the newest versions
+
+
+ENTITIES = """query($r: [_Any!]!) { _entities(representations: $r) { ... on Document { %s } } }"""
+
+
+@pytest.mark.parametrize("n", [1, 100])
+async def test_entities_with_versions_and_permissions_cost_three_statements(
+    apps, clients, n
+) -> None:
+    """`_entities` loads what the operation selects with the documents: the documents, their
+    versions, the caller's permissions; none of them reads the (large) body text."""
+    owner = await sign_up(clients["identity"])
+    await documents_with_versions(apps, owner.id, n)
+    listed = await gql(clients["content"], LIST, {"n": n, "owner": owner.id}, owner)
+    ids = [node["id"] for node in listed["data"]["documents"]["nodes"]]
+    representations = [{"__typename": "Document", "id": id} for id in ids]
+    engine = apps["content"].state.engine
+
+    selections = {
+        "id title owner { id }": 1,
+        "id latestVersion { number size }": 2,
+        "id myPermission": 2,
+        "id ... on Document { latestVersion { number } } versions { number } myPermission": 3,
+    }
+    for selection, statements in selections.items():
+        with count_statements(engine) as sql:
+            result = await gql(
+                clients["content"], ENTITIES % selection, {"r": representations}, owner
+            )
+        assert "errors" not in result, result
+        entities = result["data"]["_entities"]
+        assert [e["id"] for e in entities] == ids
+        if "latestVersion" in selection:
+            assert all(e["latestVersion"]["number"] == 2 for e in entities)
+        if "versions" in selection:
+            assert all([v["number"] for v in e["versions"]] == [2, 1] for e in entities)
+        if "myPermission" in selection:
+            assert all(e["myPermission"] == "MANAGE" for e in entities)
+        assert sql.count == statements, (selection, sql.statements)
+        assert not any("body_text" in statement for statement in sql.statements)
+
+    # Someone else gets nulls, and no versions or permissions are looked up for them.
+    stranger = await sign_up(clients["identity"])
+    with count_statements(engine) as sql:
+        result = await gql(
+            clients["content"],
+            ENTITIES % "id latestVersion { number } myPermission",
+            {"r": representations},
+            stranger,
+        )
+    assert result["data"]["_entities"] == [None] * n
+    assert sql.count == 1
+
+
+async def test_lists_do_not_load_the_body_text(apps, clients) -> None:
+    owner = await sign_up(clients["identity"])
+    await documents_with_versions(apps, owner.id, 3)
+    with count_statements(apps["content"].state.engine) as sql:
+        result = await gql(clients["content"], LIST, {"n": 3, "owner": owner.id}, owner)
+    assert len(result["data"]["documents"]["nodes"]) == 3
+    assert sql.statements and not any("body_text" in s for s in sql.statements)

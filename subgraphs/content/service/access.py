@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal
 from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
+from subgraphs.content.service.sql import any_of
 
 ADMIN_SCOPE = "admin"
 
@@ -91,7 +92,7 @@ async def permissions_on(
                 permitted(principal, Permission.MANAGE),
                 permitted(principal, Permission.WRITE),
                 permitted(principal, Permission.READ),
-            ).where(Document.id.in_(set(ids)))
+            ).where(any_of(Document.id, ids))
         )
     ).all()
     strongest: dict[uuid.UUID, Permission | None] = {}

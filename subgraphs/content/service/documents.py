@@ -21,12 +21,14 @@ from sqlalchemy import (
     and_,
     cast,
     func,
+    inspect,
     literal,
     literal_column,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG, array
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal, require_user
@@ -47,6 +49,7 @@ from subgraphs.content.models import (
 )
 from subgraphs.content.service import access, audit, events
 from subgraphs.content.service.resources import Resources
+from subgraphs.content.service.sql import any_of
 from subgraphs.content.service.text import storable_text
 from subgraphs.content.settings import ContentSettings
 
@@ -186,14 +189,19 @@ def weighted_vector(
 
 
 def search_vector(resources: Resources, document: Document) -> ColumnElement[Any]:
-    """The document's vector from the values it is being written with."""
+    """The document's vector from the values it is being written with.
+
+    The body text is deferred (not loaded with the row): unless it was set on this instance,
+    the vector takes it from the row itself, in the UPDATE that writes the vector.
+    """
+    loaded = inspect(document).dict
     return weighted_vector(
         resources.settings.search_language,
         title=document.title,
         tags=" ".join(document.tags),
         metadata=cast(literal(audit.canonical(document.attributes)), Document.attributes.type),
         description=document.description,
-        body=document.body_text,
+        body=loaded.get("body_text", Document.body_text),
     )
 
 
@@ -524,16 +532,85 @@ async def get_document(
     return document
 
 
+# What reads hand out: every column but the (large) extracted text and the search vector,
+# as plain rows named like the model's attributes (`Document.from_model` takes either).
+# Building ORM instances costs several times more per row, and nothing here changes them.
+DOCUMENT_FIELDS = tuple(
+    getattr(Document, attribute.key)
+    for attribute in inspect(Document).column_attrs
+    if attribute.key not in ("body_text", "search_vector")
+)
+VERSION_FIELDS = tuple(
+    getattr(DocumentVersion, attribute.key) for attribute in inspect(DocumentVersion).column_attrs
+)
+
+
 async def documents_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID], *, principal: Principal | None
-) -> list[Document | None]:
+) -> list[Row[Any] | None]:
     """The batch behind `document(id)`, `_entities` and search hits: readable ones only."""
     rows = (
-        await session.scalars(
-            select(Document).where(Document.id.in_(set(ids)), access.readable(principal))
+        await session.execute(
+            select(*DOCUMENT_FIELDS).where(any_of(Document.id, ids), access.readable(principal))
         )
     ).all()
     return ordered(ids, rows, key=lambda document: document.id)
+
+
+NOT_LOADED: Any = object()
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What `_entities` loads with its documents, from the fields the operation selects.
+
+    One instance per combination, so a request's loader (keyed by the identity of what it
+    is bound to) is the same for every representation.
+    """
+
+    versions: bool
+    permission: bool
+
+    @classmethod
+    def of(cls, fields: frozenset[str]) -> Wanted:
+        return _WANTED[
+            ("versions" in fields or "latestVersion" in fields, "myPermission" in fields)
+        ]
+
+
+_WANTED = {(v, p): Wanted(v, p) for v in (False, True) for p in (False, True)}
+
+
+@dataclass(slots=True)
+class Preloaded:
+    """A readable document with, as asked, its versions (newest first) and the caller's
+    strongest permission (None when they hold none: see `permissions_on`)."""
+
+    document: Row[Any]
+    versions: list[Row[Any]] | None = None
+    permission: Permission | None = NOT_LOADED
+
+
+async def entities_by_ids(
+    session: AsyncSession, ids: Sequence[uuid.UUID], *, principal: Principal | None, wanted: Wanted
+) -> list[Preloaded | None]:
+    """The batch behind `_entities`: the readable documents, then in one statement each,
+    for those only, what the operation selects of their versions and permissions."""
+    found = [
+        Preloaded(row) if row is not None else None
+        for row in await documents_by_ids(session, ids, principal=principal)
+    ]
+    readable = [item for item in found if item is not None]
+    readable_ids = [item.document.id for item in readable]
+    if readable and wanted.versions:
+        versions = await versions_of_documents(session, readable_ids)
+        for item, rows in zip(readable, versions, strict=True):
+            item.versions = rows
+    if readable and wanted.permission:
+        permissions = await access.permissions_on(session, principal, readable_ids)
+        for item, permission in zip(readable, permissions, strict=True):
+            item.permission = permission
+    return found
 
 
 @dataclass(frozen=True)
@@ -616,12 +693,13 @@ async def documents_of_owners(
 
 async def versions_of_documents(
     session: AsyncSession, document_ids: Sequence[uuid.UUID]
-) -> list[list[DocumentVersion]]:
-    """Newest first. Only asked for documents the caller was allowed to load."""
+) -> list[list[Row[Any]]]:
+    """Newest first, as rows (see DOCUMENT_FIELDS). Only asked for documents the caller was
+    allowed to load."""
     rows = (
-        await session.scalars(
-            select(DocumentVersion)
-            .where(DocumentVersion.document_id.in_(set(document_ids)))
+        await session.execute(
+            select(*VERSION_FIELDS)
+            .where(any_of(DocumentVersion.document_id, document_ids))
             .order_by(DocumentVersion.document_id, DocumentVersion.number.desc())
         )
     ).all()

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from redis.exceptions import RedisError
 from sqlalchemy import REAL, ColumnElement, Select, and_, cast, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal
@@ -55,7 +56,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResults:
-    hits: list[tuple[Hit, Document]]
+    hits: list[tuple[Hit, Document | Row[Any]]]  # rows when reloaded from the cache
     has_next_page: bool
     end_cursor: str | None
     mode: Mode
