@@ -42,6 +42,11 @@ class HubSettings(BaseSettings):
         default=None, description="Redis holding the event stream; default HUB_REDIS_URL."
     )
 
+    gc_tuning: bool = Field(
+        default=True,
+        description="Freeze the startup heap and collect garbage less often (common/subgraph.py).",
+    )
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,23 @@ from subgraphs.common import migrations
 from subgraphs.common.graphql import export_sdl
 from subgraphs.common.observability import configure_logging
 from subgraphs.common.settings import ServiceSettings
+
+# Young-generation collections every this many allocations instead of CPython's 700.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections in a long-running service.
+
+    Everything alive once the app is built (modules, the schema, the ORM mappers: most of
+    the heap) is moved out of the collector's sight (`gc.freeze`), so a full collection
+    no longer walks it; young collections run every 50,000 allocations, not 700. Measured
+    with scripts/bench: see README, Performance.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 @dataclass(frozen=True)
@@ -51,9 +69,11 @@ class Subgraph:
         configure_logging(
             settings.name, level=settings.hub.log_level, json_lines=settings.hub.is_production
         )
+        app = self.app(settings)
+        if settings.hub.gc_tuning:
+            tune_garbage_collector()
         uvicorn.run(
-            self.app_factory,
-            factory=True,
+            app,
             host=settings.host,
             port=settings.port,
             log_level=settings.hub.log_level.lower(),
