@@ -48,6 +48,15 @@ def table(document: dict[str, Any]) -> str:
             _mark(pe["met"]),
         )
     )
+    rows.append(
+        (
+            "  the same query on a bare Strawberry schema, rows in memory / raw ASGI+asyncpg",
+            f"{pe['strawberry_floor_rps']:.0f} / {pe['yardstick_rps']:.0f} req/s",
+            f"{pe['floor_ratio']:.2f}",
+            "",
+            f"content reaches {pe['graphql_to_floor']:.2f} of it",
+        )
+    )
     n1 = r["n_plus_one"]
     statements = "/".join(str(v["statements"]) for v in n1["entities_statements"].values())
     rows.append(

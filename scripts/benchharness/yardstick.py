@@ -6,6 +6,9 @@ to it ("Python efficiency"), and content's search p95 as a ratio to its raw tsqu
 
     POST /documents {"first": 20}     -> {"data": {"documents": {"nodes": [{id, title, owner}]}}}
     POST /search    {"query": "word"} -> {"data": {"hits": [{id, title, rank}]}}
+    POST /floor     content's documents query, answered by a bare Strawberry schema from
+                    rows read once at startup: no database, no auth, no FastAPI — the
+                    least any Strawberry subgraph can spend on that query (the "floor")
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import json
 from typing import Any
 
 import asyncpg
+import strawberry
 import uvicorn
+from strawberry.asgi import GraphQL
+from strawberry.extensions import ParserCache, ValidationCache
 
 DOCUMENTS = """
 SELECT id::text, title, owner_id::text FROM documents
@@ -30,11 +36,46 @@ ORDER BY rank DESC, id LIMIT 20
 """
 
 
+FLOOR_ROWS = 100  # content's largest page
+
+
+@strawberry.type
+class FloorOwner:
+    id: strawberry.ID
+
+
+@strawberry.type
+class FloorDocument:
+    id: strawberry.ID
+    title: str
+    owner: FloorOwner
+
+
+@strawberry.type
+class FloorConnection:
+    nodes: list[FloorDocument]
+
+
+def floor_schema(rows: list[FloorDocument]) -> strawberry.Schema:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        async def documents(self, first: int = 20) -> FloorConnection:
+            return FloorConnection(nodes=rows[:first])
+
+    # The same parser and validation caches as the subgraphs.
+    return strawberry.Schema(
+        query=Query,
+        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
+    )
+
+
 class Yardstick:
     def __init__(self, dsn: str, language: str) -> None:
         self.dsn = dsn
         self.language = language
         self.pool: asyncpg.Pool | None = None
+        self.floor: GraphQL[None, None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -42,12 +83,21 @@ class Yardstick:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     self.pool = await asyncpg.create_pool(self.dsn, min_size=4, max_size=10)
+                    rows = await self.pool.fetch(DOCUMENTS, FLOOR_ROWS)
+                    documents = [
+                        FloorDocument(id=r[0], title=r[1], owner=FloorOwner(id=r[2])) for r in rows
+                    ]
+                    self.floor = GraphQL(floor_schema(documents), graphql_ide=None)
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     if self.pool is not None:
                         await self.pool.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["path"] == "/floor":
+            assert self.floor is not None
+            await self.floor(scope, receive, send)
+            return
         body = b""
         more = True
         while more:
