@@ -9,9 +9,15 @@ import {
   type GatewayPlugin,
   type JWTAuthPluginOptions,
 } from '@graphql-hive/gateway';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
-import { getOperationAST, type GraphQLError } from 'graphql';
+import {
+  getOperationAST,
+  Kind,
+  type DocumentNode,
+  type GraphQLError,
+  type SelectionSetNode,
+} from 'graphql';
 
 import { isAuthenticationRefusal, withAuthenticationCode } from './errors.ts';
 
@@ -33,9 +39,7 @@ const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
 };
 
 // A public key whose private half was thrown away: no token verifies against it.
-const NO_TOKEN_VERIFIES = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  .publicKey.export({ type: 'spki', format: 'pem' })
-  .toString();
+const NO_TOKEN_VERIFIES = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
 
 // jwks-rsa's answers for a token naming no key or a key identity never published (and its
 // refusal to refetch again so soon for yet another unknown key).
@@ -45,6 +49,14 @@ const UNKNOWN_KEY_ERRORS = new Set(['SigningKeyNotFoundError', 'JwksRateLimitErr
 // ("Authentication is not available at the moment"). A key identity never published is a
 // bad token, not an outage: verify it against a key nothing was signed with, so the plugin
 // refuses it as any other bad token (401 UNAUTHENTICATED). An unreachable JWKS stays an error.
+//
+// Keys are handed to the plugin as parsed KeyObjects, kept per key id for a minute. Given the
+// PEM text jwks-rsa returns (which it re-exports from its cached key on every call), jsonwebtoken
+// parses it into a key again on every verification: that cost more than the RSA check itself
+// (~0.15 of ~0.2 ms per request). A key identity withdraws (rotation) stays usable at most a
+// minute longer than before, on top of jwks-rsa's own 5-minute cache.
+const PARSED_KEY_SECONDS = 60;
+
 function identityKeys(settings: RouterSettings) {
   const remote = createRemoteJwksSigningKeyProvider({
     jwksUri: settings.jwksUrl,
@@ -54,13 +66,28 @@ function identityKeys(settings: RouterSettings) {
     rateLimit: true,
     jwksRequestsPerMinute: 60,
   });
-  return async (kid?: string): Promise<string> => {
+  const parsed = new Map<string, { key: KeyObject; until: number }>(); // kid -> key
+  const fetchKey = async (kid: string | undefined, now: number): Promise<KeyObject> => {
     try {
-      return await remote(kid);
+      const key = createPublicKey(await remote(kid));
+      // Without a kid jwks-rsa answers only while the JWKS holds a single key: not remembered.
+      if (kid !== undefined) {
+        if (parsed.size >= 100) parsed.clear(); // only ever identity's few current keys
+        parsed.set(kid, { key, until: now + PARSED_KEY_SECONDS * 1000 });
+      }
+      return key;
     } catch (error) {
       if (error instanceof Error && UNKNOWN_KEY_ERRORS.has(error.name)) return NO_TOKEN_VERIFIES;
       throw error;
     }
+  };
+  // jsonwebtoken takes a KeyObject as well as a string; the plugin's typing only says string.
+  // A key already parsed is returned as it is, without a promise (the plugin takes either).
+  return (kid?: string): Promise<string> => {
+    const now = Date.now();
+    const known = kid === undefined ? undefined : parsed.get(kid);
+    const key = known && known.until > now ? known.key : fetchKey(kid, now);
+    return key as unknown as Promise<string>;
   };
 }
 
@@ -78,6 +105,59 @@ export function jwtOptions(settings: RouterSettings): JWTAuthPluginOptions {
     },
     // Anonymous callers may still read public fields; a bad token is refused outright.
     reject: { missingToken: false, invalidToken: true },
+    // The plugin would copy the verified claims into every subgraph request's
+    // `extensions.jwt`. No subgraph reads them (each verifies the Authorization header
+    // itself), and each subgraph would parse the extra ~600 bytes on every request.
+    forward: { payload: false, token: false },
+  };
+}
+
+// Verified access tokens, remembered by their text until they expire, and for a minute at
+// most (so a token signed with a key identity withdraws is refused a minute later at worst,
+// beside the key caches above). Verifying an
+// RS256 token (the plugin decodes it twice and checks the signature) cost ~0.2 ms of router
+// CPU on every request; a signed-in client sends the same token for its whole lifetime.
+// The router never checked revocation (subgraphs do, with a Redis lookup per request), so
+// remembering a verified token changes nothing about a revoked session.
+//
+// The JWT plugin verifies nothing when the server context already carries `jwt`: onRequest
+// (which runs before it) puts the remembered result there. Only a token the plugin verified
+// itself is remembered (onContextBuilding, after the plugin filled `context.jwt`), and only
+// for the exact header form the plugin reads, `Authorization: Bearer <token>`; anything else
+// goes through the plugin every time.
+const REMEMBERED_TOKEN_SECONDS = 60;
+const MAX_REMEMBERED_TOKENS = 10_000;
+const BEARER = 'Bearer ';
+
+interface VerifiedJwt {
+  payload: Record<string, unknown>;
+  token: { value: string; prefix?: string };
+}
+
+export function useVerifiedTokenCache(): GatewayPlugin {
+  const verified = new Map<string, { jwt: VerifiedJwt; until: number }>(); // oldest first
+  return {
+    onRequest({ request, serverContext }) {
+      const header = request.headers.get('authorization');
+      if (!header?.startsWith(BEARER)) return;
+      const token = header.slice(BEARER.length);
+      const known = verified.get(token);
+      if (!known) return;
+      if (known.until <= Date.now()) {
+        verified.delete(token);
+        return;
+      }
+      (serverContext as { jwt?: VerifiedJwt }).jwt = known.jwt;
+    },
+    onContextBuilding({ context }) {
+      const jwt = (context as { jwt?: VerifiedJwt }).jwt;
+      const token = jwt?.token?.value;
+      const exp = jwt?.payload?.exp;
+      if (!token || typeof exp !== 'number' || verified.has(token)) return;
+      const until = Math.min(exp * 1000, Date.now() + REMEMBERED_TOKEN_SECONDS * 1000);
+      if (verified.size >= MAX_REMEMBERED_TOKENS) verified.delete(verified.keys().next().value!);
+      verified.set(token, { jwt: { payload: jwt.payload, token: jwt.token }, until });
+    },
   };
 }
 
@@ -100,6 +180,88 @@ export function useNothingLeftToPlan(): GatewayPlugin {
       }
     },
   };
+}
+
+// genericAuth (protect-granular) rewrites every operation before it runs, dropping the fields
+// the caller may not see, and hands on a new document object even when nothing was dropped.
+// The Rust planner's runtime caches plans by document object, so every request was planned
+// again (printing the document and a call into the planner). When the rewrite removed
+// nothing, the document parsed (and cached) for the query text is put back, so its plan is
+// found. A rewrite that did remove fields is left as it is: its plan is made for it.
+// Register it after genericAuth (any plugin in gateway.config.ts is).
+export function useCachedPlansForAuthorizedDocuments(): GatewayPlugin {
+  const parsed = new WeakMap<object, DocumentNode>();
+  const restore = ({ args }: { args: { contextValue: unknown; document: DocumentNode } }) => {
+    const original = parsed.get(args.contextValue as object);
+    if (original && original !== args.document && sameDocument(original, args.document)) {
+      args.document = original;
+    }
+  };
+  return {
+    onParse({ context }) {
+      return ({ result }) => {
+        if (result && !(result instanceof Error)) parsed.set(context, result as DocumentNode);
+      };
+    },
+    onExecute: restore,
+    onSubscribe: restore,
+  };
+}
+
+// Structural equality of what genericAuth's rewrite can change: which selections remain.
+// Everything else (arguments, directives, variables) it carries over by reference, so those
+// are compared by identity; any other difference counts as a difference.
+function sameSelections(a: SelectionSetNode, b: SelectionSetNode): boolean {
+  if (a === b) return true;
+  if (a.selections.length !== b.selections.length) return false;
+  return a.selections.every((x, i) => {
+    const y = b.selections[i];
+    if (x === y) return true;
+    if (x.kind !== y.kind || x.directives !== y.directives) return false;
+    switch (x.kind) {
+      case Kind.FIELD: {
+        if (y.kind !== Kind.FIELD) return false;
+        if (x.name.value !== y.name.value || x.alias?.value !== y.alias?.value) return false;
+        if (x.arguments !== y.arguments) return false;
+        if (!x.selectionSet || !y.selectionSet) return x.selectionSet === y.selectionSet;
+        return sameSelections(x.selectionSet, y.selectionSet);
+      }
+      case Kind.INLINE_FRAGMENT:
+        return (
+          y.kind === Kind.INLINE_FRAGMENT &&
+          x.typeCondition?.name.value === y.typeCondition?.name.value &&
+          sameSelections(x.selectionSet, y.selectionSet)
+        );
+      case Kind.FRAGMENT_SPREAD:
+        return y.kind === Kind.FRAGMENT_SPREAD && x.name.value === y.name.value;
+    }
+  });
+}
+
+export function sameDocument(a: DocumentNode, b: DocumentNode): boolean {
+  if (a.definitions.length !== b.definitions.length) return false;
+  return a.definitions.every((x, i) => {
+    const y = b.definitions[i];
+    if (x === y) return true;
+    if (x.kind === Kind.OPERATION_DEFINITION && y.kind === Kind.OPERATION_DEFINITION) {
+      return (
+        x.operation === y.operation &&
+        x.name?.value === y.name?.value &&
+        x.variableDefinitions === y.variableDefinitions &&
+        x.directives === y.directives &&
+        sameSelections(x.selectionSet, y.selectionSet)
+      );
+    }
+    if (x.kind === Kind.FRAGMENT_DEFINITION && y.kind === Kind.FRAGMENT_DEFINITION) {
+      return (
+        x.name.value === y.name.value &&
+        x.typeCondition.name.value === y.typeCondition.name.value &&
+        x.directives === y.directives &&
+        sameSelections(x.selectionSet, y.selectionSet)
+      );
+    }
+    return false;
+  });
 }
 
 // The JWT plugin's refusals on plain HTTP and SSE requests get extensions.code

@@ -34,6 +34,7 @@ export interface RouterSettings {
   rateLimit: RateLimit | null;
   trustForwardedFor: boolean;
   persistedDocuments: string | null;
+  metrics: 'standard' | 'all';
   jwksUrl: string;
   jwtIssuer: string;
   jwtAudience: string;
@@ -111,6 +112,10 @@ export function readSettings(env: Env = process.env): RouterSettings {
   }
 
   const persisted = env.HUB_ROUTER_PERSISTED_DOCUMENTS || null;
+  const metrics = (env.HUB_ROUTER_METRICS || 'standard').trim().toLowerCase();
+  if (metrics !== 'standard' && metrics !== 'all') {
+    throw new SettingsError(`HUB_ROUTER_METRICS="${env.HUB_ROUTER_METRICS}" is not standard or all.`);
+  }
   return {
     env: hubEnv,
     isDev: hubEnv !== 'production',
@@ -133,6 +138,7 @@ export function readSettings(env: Env = process.env): RouterSettings {
     rateLimit: parseRateLimit(env.HUB_ROUTER_RATE_LIMIT || '1200/1m'),
     trustForwardedFor: flag(env, 'HUB_ROUTER_TRUST_FORWARDED_FOR', false),
     persistedDocuments: persisted ? resolve(persisted) : null,
+    metrics,
     // The same variables the Python services read (subgraphs/common/settings.py).
     jwksUrl: env.HUB_JWKS_URL || `${subgraphUrls.identity}/.well-known/jwks.json`,
     jwtIssuer: env.HUB_JWT_ISSUER || 'hub-identity',
