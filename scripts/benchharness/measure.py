@@ -445,6 +445,7 @@ def subscriptions(bench: Bench) -> None:
         return int(float(found.group(1))) if found else 0
 
     rounds = 3
+    paused_before = GcPauses.of(bench.urls["communication"])
     routed = asyncio.run(
         subscribers.through_router(
             ws_url,
@@ -456,6 +457,7 @@ def subscriptions(bench: Bench) -> None:
             hold_seconds=min(10.0, bench.seconds),
         )
     )
+    paused = GcPauses.of(bench.urls["communication"]).since(paused_before)
     direct = asyncio.run(
         subscribers.direct_redis(
             bench.redis_url, list(bench.user_tokens), subscribers=bench.subscribers, rounds=rounds
@@ -464,15 +466,72 @@ def subscriptions(bench: Bench) -> None:
     ratio = routed.p99_ms / direct.p99_ms
     bench.log(
         f"  subscriptions: {routed.connected}/{routed.subscribers} held, {routed.errors} errors,"
-        f" p99 {routed.p99_ms:.1f} ms vs Redis {direct.p99_ms:.1f} ms"
+        f" p99 {routed.p99_ms:.1f} ms vs Redis {direct.p99_ms:.1f} ms;"
+        f" communication: {paused['count']:.0f} collections, {paused['ms']:.0f} ms,"
+        f" the longest over {paused['longest_over_ms']:.0f} ms ({paused['ms_by_generation']})"
     )
     bench.results["subscriptions"] = {
         "router": asdict(routed),
         "redis": asdict(direct),
         "ratio_p99": ratio,
+        # Communication's garbage collections while the subscribers were served.
+        "communication_gc": paused,
         "target": "all held without errors; p99 <= 3x Redis",
         "met": routed.errors == 0 and routed.connected == routed.subscribers and ratio <= 3.0,
     }
+
+
+_GC_BUCKET = re.compile(r'^hub_gc_pause_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} ([0-9.e+]+)$')
+
+
+@dataclass
+class GcPauses:
+    """A service's garbage collections so far, from `hub_gc_pause_seconds` on /metrics."""
+
+    count: float
+    seconds: float
+    buckets: dict[float, float]  # upper bound (s) -> collections that took at most that
+    seconds_by_generation: dict[str, float]
+
+    @classmethod
+    def of(cls, base_url: str) -> GcPauses:
+        text = httpx.get(f"{base_url}/metrics", timeout=30).text
+        count = seconds = 0.0
+        buckets: dict[float, float] = {}
+        by_generation: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("hub_gc_pause_seconds_count"):
+                count += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("hub_gc_pause_seconds_sum"):
+                seconds += float(line.rsplit(" ", 1)[1])
+                generation = re.search(r'generation="(\d)"', line)
+                if generation:
+                    by_generation[generation.group(1)] = float(line.rsplit(" ", 1)[1])
+            elif match := _GC_BUCKET.match(line):
+                bound = float(match.group(1))
+                buckets[bound] = buckets.get(bound, 0.0) + float(match.group(2))
+        return cls(count, seconds, buckets, by_generation)
+
+    def since(self, before: GcPauses) -> dict[str, float]:
+        """Collections between `before` and this: how many, their total and the slowest's
+        bucket (the lower bound, in ms, of the slowest one)."""
+        count = self.count - before.count
+        below = [
+            bound
+            for bound, n in sorted(self.buckets.items())
+            if n - before.buckets.get(bound, 0.0) < count
+        ]
+        return {
+            "count": count,
+            "ms": round(1000 * (self.seconds - before.seconds), 1),
+            "longest_over_ms": 1000 * max(below, default=0.0),
+            "ms_by_generation": {
+                generation: round(
+                    1000 * (spent - before.seconds_by_generation.get(generation, 0)), 1
+                )
+                for generation, spent in self.seconds_by_generation.items()
+            },
+        }
 
 
 def rss_of_processes(pids: dict[str, int]) -> dict[str, float]:

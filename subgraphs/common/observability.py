@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -50,6 +51,33 @@ ACTIVE_SUBSCRIPTIONS = Gauge(
     "GraphQL subscriptions this process is streaming.",
     ["service"],
 )
+
+
+# Pauses of the garbage collector, by generation: a full collection stops every request and
+# subscription of the process for as long as it walks the heap (see common/subgraph.py).
+GC_PAUSES = Histogram(
+    "hub_gc_pause_seconds",
+    "Time the process stood still in a garbage collection, by generation.",
+    ["service", "generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
+
+def time_garbage_collections(service: str) -> None:
+    """Observe each collection's pause in `hub_gc_pause_seconds` (once per process)."""
+    by_generation = [GC_PAUSES.labels(service=service, generation=str(g)) for g in range(3)]
+    started = 0.0
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started)
+
+    if not any(getattr(c, "hub_gc_timer", False) for c in gc.callbacks):
+        callback.hub_gc_timer = True  # type: ignore[attr-defined]
+        gc.callbacks.append(callback)
 
 
 def request_id_from(given: str | None) -> str:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from subgraphs.common import migrations
 from subgraphs.common.graphql import export_sdl
-from subgraphs.common.observability import configure_logging
+from subgraphs.common.observability import configure_logging, time_garbage_collections
 from subgraphs.common.settings import ServiceSettings
 
 # Young-generation collections every this many allocations instead of CPython's 700.
@@ -70,6 +70,7 @@ class Subgraph:
             settings.name, level=settings.hub.log_level, json_lines=settings.hub.is_production
         )
         app = self.app(settings)
+        time_garbage_collections(settings.name)
         if settings.hub.gc_tuning:
             tune_garbage_collector()
         uvicorn.run(

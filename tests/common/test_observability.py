@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from subgraphs.common.observability import (
     RequestIdFilter,
     request_id,
     request_id_from,
+    time_garbage_collections,
 )
 
 
@@ -140,3 +142,20 @@ def routes_answered(metrics: str, service: str) -> set[tuple[str, str]]:
         for sample in family.samples
         if sample.labels.get("service") == service
     }
+
+
+async def test_garbage_collection_pauses_are_timed(clients) -> None:
+    """`hub_gc_pause_seconds`: how long each collection stopped the process (served apps)."""
+    time_garbage_collections("content")
+    time_garbage_collections("content")  # once per process, however often it is asked
+    gc.collect()
+    text = (await clients["content"].get("/metrics")).text
+    full = [
+        sample
+        for family in text_string_to_metric_families(text)
+        if family.name == "hub_gc_pause_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count") and sample.labels["generation"] == "2"
+    ]
+    assert full and full[0].value >= 1
+    assert sum(1 for c in gc.callbacks if getattr(c, "hub_gc_timer", False)) == 1
