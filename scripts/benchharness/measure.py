@@ -512,7 +512,7 @@ class GcPauses:
                 buckets[bound] = buckets.get(bound, 0.0) + float(match.group(2))
         return cls(count, seconds, buckets, by_generation)
 
-    def since(self, before: GcPauses) -> dict[str, float]:
+    def since(self, before: GcPauses) -> dict[str, Any]:
         """Collections between `before` and this: how many, their total and the slowest's
         bucket (the lower bound, in ms, of the slowest one)."""
         count = self.count - before.count
