@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "HUB_ROUTER_DEDUPLICATE": "false",  # merged requests would fake the work
             "HUB_ROUTER_RATE_LIMIT": "off",
             "HUB_IDENTITY_ACCESS_TOKEN_SECONDS": "3600",  # outlives a soak
+            "HUB_GC_PAUSE_METRIC": "true",  # reported with the subscriptions
             **{k: v for k, v in os.environ.items() if k.startswith("HUB_BENCH_")},
         },
     )

@@ -46,6 +46,12 @@ class HubSettings(BaseSettings):
         default=True,
         description="Freeze the startup heap and collect garbage less often (common/subgraph.py).",
     )
+    # Off by default: the timing runs Python code inside each collection, and CPython 3.11's
+    # ast.parse fails ("AST constructor recursion depth mismatch") if a collection with such
+    # a callback interrupts it; the bench turns it on.
+    gc_pause_metric: bool = Field(
+        default=False, description="Time garbage collections (hub_gc_pause_seconds)."
+    )
 
     @property
     def is_production(self) -> bool:

@@ -70,7 +70,8 @@ class Subgraph:
             settings.name, level=settings.hub.log_level, json_lines=settings.hub.is_production
         )
         app = self.app(settings)
-        time_garbage_collections(settings.name)
+        if settings.hub.gc_pause_metric:
+            time_garbage_collections(settings.name)
         if settings.hub.gc_tuning:
             tune_garbage_collector()
         uvicorn.run(
