@@ -198,10 +198,10 @@ class SessionRevocations:
             log.warning("session revocation lookup failed; accepting the token", exc_info=True)
             return False
 
-    def _remember(self, sid: str, *, seconds: float | None = None) -> None:
+    def _remember(self, sid: str) -> None:
         now = time.monotonic()
         self._revoked.pop(sid, None)
-        self._revoked[sid] = now + (self.remember_seconds if seconds is None else seconds)
+        self._revoked[sid] = now + self.remember_seconds
         for oldest, until in list(itertools.islice(self._revoked.items(), 64)):
             if until > now:
                 break
@@ -273,12 +273,11 @@ class SessionRevocations:
                         self._wake(sid)
             except (aioredis.RedisError, OSError):
                 log.warning("session revocation channel lost; reconnecting", exc_info=True)
-                self._complete = False  # announcements may be missed: ask Redis meanwhile
                 self._listening.set()  # watchers fall back to expiry meanwhile
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                self._complete = False
+                self._complete = False  # announcements may be missed: ask Redis meanwhile
                 await pubsub.aclose()
 
     def _wake(self, sid: str) -> None:
@@ -439,7 +438,7 @@ class TokenVerifier:
             for key in jwks.get("keys", [])
             if key.get("kid") and key.get("alg", "RS256") in ALGORITHMS
         }
-        if keys.keys() != self._keys.keys():
+        if self._keys.keys() - keys.keys():
             self._verified.clear()  # a key withdrawn early takes its tokens with it
         self._keys = keys
         self._fetched_at = time.monotonic()

@@ -40,10 +40,6 @@ class Subgraph:
     settings_class: type[ServiceSettings]
     package: str  # e.g. "subgraphs.identity"
 
-    @property
-    def app_factory(self) -> str:
-        return f"{self.package}.app:build"
-
     def app(self, settings: ServiceSettings | None = None) -> FastAPI:
         build = importlib.import_module(f"{self.package}.app").build
         return build(settings)
