@@ -17,6 +17,7 @@ from strawberry.types import Info
 from subgraphs.common.auth import Principal, TokenVerifier, require_user
 from subgraphs.common.client import ClientInfo
 from subgraphs.common.errors import BadInput, HubError
+from subgraphs.common.execution import HubExecutionContext
 from subgraphs.common.redis import Namespace
 from subgraphs.common.settings import ServiceSettings
 from subgraphs.common.subscriptions import Schema
@@ -177,6 +178,7 @@ def federated_schema(
         subscription=subscription,
         types=types,
         federation_version=FEDERATION_VERSION,
+        execution_context_class=HubExecutionContext,
         extensions=[
             RejectBadTokens,
             ErrorCodes,

@@ -1,0 +1,224 @@
+"""Execution shortcuts (subgraphs/common/execution.py): whatever the query, the answer and
+its errors are graphql-core's own, while plain fields skip graphql-core's per-field work."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import Any, NewType
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+
+from subgraphs.common.execution import HubExecutionContext
+from subgraphs.common.graphql import federated_schema
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def _serialize_picky(value: Any) -> str:
+    if value == "bad":
+        raise ValueError("picky refuses 'bad'")
+    return str(value)
+
+
+Picky = NewType("Picky", str)
+CONFIG = StrawberryConfig(
+    scalar_map={Picky: strawberry.scalar(name="Picky", serialize=_serialize_picky, parse_value=str)}
+)
+
+
+@strawberry.type
+class Owner:
+    id: strawberry.ID
+    name: str | None
+
+
+@strawberry.type
+class Item:
+    id: strawberry.ID
+    title: str
+    note: str | None
+    colour: Colour
+    picky: Picky | None
+    owner: Owner
+    maybe_owner: Owner | None
+    tags: list[str]
+    count: int
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.title.upper()
+
+    @strawberry.field
+    async def later(self, plus: int = 1) -> int:
+        return self.count + plus
+
+    @strawberry.field
+    def boom(self) -> str | None:
+        raise ValueError("boom")
+
+
+def _item(n: int, **changes: Any) -> Item:
+    values: dict[str, Any] = {
+        "id": f"item-{n}",
+        "title": f"Title {n}",
+        "note": None if n % 2 else f"note {n}",
+        "colour": Colour.RED if n % 3 else Colour.BLUE,
+        "picky": f"p{n}",
+        "owner": Owner(id=strawberry.ID(f"owner-{n % 4}"), name=None if n % 5 else "Ann"),
+        "maybe_owner": None if n % 2 else Owner(id=strawberry.ID(f"m-{n}"), name="Bo"),
+        "tags": [f"t{n}", "x"],
+        "count": n,
+    }
+    values.update(changes)
+    return Item(**values)
+
+
+GOOD = [_item(n) for n in range(20)]
+# Each breaks one rule that only graphql-core knows how to report.
+BROKEN = [
+    _item(100, title=None),  # null in a non-null leaf
+    _item(101, picky="bad"),  # a scalar that refuses its value
+    _item(102, owner=None),  # null in a non-null object
+    _item(103, count="many"),  # an Int that is not one
+    _item(104, colour="green"),  # not a member of the enum
+    _item(105, tags=None),  # null in a non-null list
+]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def items(self, first: int = 20) -> list[Item]:
+        return GOOD[:first]
+
+    @strawberry.field
+    def loose(self) -> list[Item | None]:
+        return [GOOD[0], *BROKEN, GOOD[1]]
+
+    @strawberry.field
+    def strict(self) -> list[Item]:
+        return [GOOD[0], BROKEN[0]]
+
+    @strawberry.field
+    def one(self, broken: int | None = None) -> Item | None:
+        return GOOD[3] if broken is None else BROKEN[broken]
+
+
+QUERIES = [
+    "{ items { id title note colour picky count tags owner { id name } maybeOwner { id } } }",
+    "{ items(first: 3) { __typename id shout later(plus: 2) boom owner { __typename id } } }",
+    "{ items { a: id b: title id ...F owner { ...O } } } fragment F on Item { title colour }"
+    " fragment O on Owner { id name }",
+    "query($s: Boolean!) { items { id title @skip(if: $s) note @include(if: $s) } }",
+    "{ loose { id title picky count colour tags owner { id } } }",
+    "{ strict { id title } }",
+    "{ loose { id } strict { id } items(first: 1) { id } }",
+    *(
+        f"{{ one(broken: {n}) {{ id title picky owner {{ id }} count colour tags }} }}"
+        for n in range(6)
+    ),
+    "{ one { id title } loose { title } }",
+]
+
+
+def _schemas(extensions: list[Any] | None = None) -> tuple[strawberry.Schema, strawberry.Schema]:
+    plain = strawberry.Schema(query=Query, extensions=extensions or [], config=CONFIG)
+    shortcut = strawberry.Schema(
+        query=Query,
+        extensions=extensions or [],
+        config=CONFIG,
+        execution_context_class=HubExecutionContext,
+    )
+    return plain, shortcut
+
+
+def _outcome(result: Any) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    errors = [
+        (e.message, e.path, [(loc.line, loc.column) for loc in e.locations or []])
+        for e in result.errors or []
+    ]
+    return result.data, errors
+
+
+@pytest.mark.parametrize("query", QUERIES)
+async def test_answers_and_errors_are_graphql_cores_own(query: str) -> None:
+    plain, shortcut = _schemas()
+    variables = {"s": True} if "$s" in query else None
+    expected = await plain.execute(query, variable_values=variables)
+    got = await shortcut.execute(query, variable_values=variables)
+    assert _outcome(got) == _outcome(expected)
+    if "loose { id title" in query or "broken" in query or "strict { id title" in query:
+        assert expected.errors  # the broken rows are reported, not hidden
+
+
+@pytest.fixture
+def graphql_core_fields() -> Iterator[list[str]]:
+    """The fields that went through graphql-core's per-field execution."""
+    seen: list[str] = []
+    original = HubExecutionContext.execute_field
+
+    def counting(self: Any, parent_type: Any, source: Any, details: Any, *args: Any) -> Any:
+        seen.append(f"{parent_type.name}.{details[0].node.name.value}")
+        return original(self, parent_type, source, details, *args)
+
+    HubExecutionContext.execute_field = counting  # type: ignore[method-assign, assignment]
+    try:
+        yield seen
+    finally:
+        HubExecutionContext.execute_field = original  # type: ignore[method-assign]
+
+
+async def test_plain_fields_of_a_page_skip_graphql_cores_field_execution(
+    graphql_core_fields: list[str],
+) -> None:
+    _, shortcut = _schemas()
+    result = await shortcut.execute(
+        "{ items { id title note colour picky count tags owner { id name } later } }"
+    )
+    assert result.errors is None and result.data is not None
+    assert len(result.data["items"]) == 20
+    # The root and the resolver field go through graphql-core; of the plain fields, only
+    # the nulls and the list do, since graphql-core decides what a null means there.
+    assert graphql_core_fields.count("Query.items") == 1
+    assert graphql_core_fields.count("Item.later") == 20
+    assert graphql_core_fields.count("Item.tags") == 20
+    assert graphql_core_fields.count("Item.note") == 10  # the 10 nulls
+    assert graphql_core_fields.count("Owner.name") == 16  # the 16 nulls
+    for plain_field in ("Item.id", "Item.title", "Item.colour", "Item.owner", "Owner.id"):
+        assert plain_field not in graphql_core_fields
+
+
+class CountResolves(SchemaExtension):
+    calls = 0
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        CountResolves.calls += 1
+        return _next(root, info, *args, **kwargs)
+
+
+async def test_an_extension_that_wraps_resolvers_sees_every_field() -> None:
+    plain, shortcut = _schemas(extensions=[CountResolves])
+    query = "{ items(first: 5) { id title owner { id } } }"
+    CountResolves.calls = 0
+    expected = await plain.execute(query)
+    calls_without = CountResolves.calls
+    CountResolves.calls = 0
+    got = await shortcut.execute(query)
+    assert got.data == expected.data
+    assert CountResolves.calls == calls_without == 1 + 5 * 4
+
+
+def test_every_subgraph_schema_executes_with_the_shortcuts() -> None:
+    @strawberry.type
+    class Q:
+        ping: str = "pong"
+
+    assert federated_schema(query=Q).execution_context_class is HubExecutionContext
