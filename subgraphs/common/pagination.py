@@ -73,13 +73,22 @@ def newest_first(model: Any) -> tuple[Any, Any]:
 async def keyset_page(
     session: AsyncSession, stmt: Select[Any], model: Any, *, first: int, after: str | None
 ) -> Page[Any]:
+    rows = (await session.scalars(page_statement(stmt, model, first=first, after=after))).all()
+    return page_of(list(rows), first)
+
+
+def page_statement(stmt: Select[Any], model: Any, *, first: int, after: str | None) -> Select[Any]:
+    """`stmt` narrowed to the page: after the cursor, newest first, one row more than asked
+    (whether there is a next page)."""
     check_page_size(first)
-    stmt = stmt.where(after_cursor(model, after)).order_by(*newest_first(model)).limit(first + 1)
-    rows = list((await session.scalars(stmt)).all())
-    has_next = len(rows) > first
-    rows = rows[:first]
-    end = encode_cursor(rows[-1].created_at, rows[-1].id) if rows else None
-    return Page(rows, has_next, end)
+    return stmt.where(after_cursor(model, after)).order_by(*newest_first(model)).limit(first + 1)
+
+
+def page_of(rows: Sequence[Any], first: int) -> Page[Any]:
+    """The page from `page_statement`'s rows (instances or rows with created_at and id)."""
+    shown = list(rows[:first])
+    end = encode_cursor(shown[-1].created_at, shown[-1].id) if shown else None
+    return Page(shown, len(rows) > first, end)
 
 
 # Every subgraph defines PageInfo identically; federation needs it marked shareable.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,43 @@ ADMIN_SCOPE = "admin"
 
 def is_admin(principal: Principal | None) -> bool:
     return principal is not None and principal.has_scope(ADMIN_SCOPE)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What the rules below read of a principal, and nothing else: hashable, so that a
+    statement built for one caller can be kept and reused (building the predicate for a
+    member of an organization costs ~0.5 ms; every admin shares one)."""
+
+    user_id: uuid.UUID | None
+    admin: bool = False
+    roles: frozenset[str] = frozenset()
+    organizations: frozenset[tuple[uuid.UUID, frozenset[str]]] = frozenset()
+
+    @classmethod
+    def of(cls, principal: Principal | None) -> Reader | None:
+        if principal is None:
+            return None
+        if is_admin(principal):
+            return ADMIN_READER
+        return cls(
+            principal.user_id,
+            roles=principal.roles,
+            organizations=frozenset(principal.organizations.items()),
+        )
+
+    def principal(self) -> Principal:
+        """A principal the rules treat exactly as the one this was made of."""
+        assert self.user_id is not None
+        return Principal(
+            user_id=self.user_id,
+            scopes=frozenset({ADMIN_SCOPE}) if self.admin else frozenset(),
+            roles=self.roles,
+            organizations=dict(self.organizations),
+        )
+
+
+ADMIN_READER = Reader(user_id=uuid.UUID(int=0), admin=True)
 
 
 def permitted(principal: Principal | None, permission: Permission) -> ColumnElement[bool]:

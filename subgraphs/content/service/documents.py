@@ -7,6 +7,7 @@ but not change is FORBIDDEN.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import uuid
@@ -36,7 +37,14 @@ from subgraphs.common.client import ClientInfo
 from subgraphs.common.database import utcnow
 from subgraphs.common.dataloaders import grouped, ordered
 from subgraphs.common.errors import BadInput, Forbidden, NotFound
-from subgraphs.common.pagination import Page, PageKey, keyset_page, pages_per_parent
+from subgraphs.common.pagination import (
+    Page,
+    PageKey,
+    page_of,
+    page_statement,
+    pages_per_parent,
+)
+from subgraphs.common.reads import fetch_rows
 from subgraphs.content.document_types import DEFAULT_TYPE, DocumentType
 from subgraphs.content.errors import VersionConflict
 from subgraphs.content.models import (
@@ -49,7 +57,7 @@ from subgraphs.content.models import (
 )
 from subgraphs.content.service import access, audit, events
 from subgraphs.content.service.resources import Resources
-from subgraphs.content.service.sql import any_of
+from subgraphs.content.service.sql import any_of, any_of_parameter
 from subgraphs.content.service.text import storable_text
 from subgraphs.content.settings import ContentSettings
 
@@ -549,11 +557,8 @@ async def documents_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID], *, principal: Principal | None
 ) -> list[Row[Any] | None]:
     """The batch behind `document(id)`, `_entities` and search hits: readable ones only."""
-    rows = (
-        await session.execute(
-            select(*DOCUMENT_FIELDS).where(any_of(Document.id, ids), access.readable(principal))
-        )
-    ).all()
+    stmt = _readable_documents_by_ids(access.Reader.of(principal))
+    rows = await fetch_rows(session, stmt, {"ids": list(set(ids))})
     return ordered(ids, rows, key=lambda document: document.id)
 
 
@@ -665,8 +670,30 @@ async def list_documents(
     after: str | None,
     filter: DocumentFilter = DocumentFilter(),
 ) -> Page[Document]:
-    stmt = filter.apply(select(Document), principal)
-    return await keyset_page(session, stmt, Document, first=first, after=after)
+    stmt = _documents_page(filter, access.Reader.of(principal), first, after)
+    return page_of(await fetch_rows(session, stmt), first)
+
+
+# Built statements kept per (filter, caller, page): a kept statement is not built again,
+# and SQLAlchemy remembers its cache key, so a repeated list costs only its execution.
+STATEMENTS_KEPT = 1024
+
+
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
+def _documents_page(
+    filter: DocumentFilter, reader: access.Reader | None, first: int, after: str | None
+) -> Select[Any]:
+    principal = reader.principal() if reader else None
+    stmt = filter.apply(select(*DOCUMENT_FIELDS), principal)
+    return page_statement(stmt, Document, first=first, after=after)
+
+
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
+def _readable_documents_by_ids(reader: access.Reader | None) -> Select[Any]:
+    principal = reader.principal() if reader else None
+    return select(*DOCUMENT_FIELDS).where(
+        any_of_parameter(Document.id, "ids"), access.readable(principal)
+    )
 
 
 @dataclass(frozen=True)

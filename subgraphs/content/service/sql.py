@@ -22,3 +22,10 @@ def any_of(column: Any, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
         bindparam("ids", list(set(ids)), type_=_UUIDS, unique=True)
     )
     return condition
+
+
+def any_of_parameter(column: Any, name: str) -> ColumnElement[bool]:
+    """`column = ANY(:name)`, the ids given when the statement runs: a statement kept for
+    reuse (see `documents._readable_documents_by_ids`)."""
+    condition: ColumnElement[bool] = column == any_(bindparam(name, type_=_UUIDS))
+    return condition

@@ -1,0 +1,140 @@
+"""Hot reads on the driver (subgraphs/common/reads.py): the same rows as through the session,
+in the session's transaction when it has one, and every statement seen by the engine's hooks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import count_statements
+from sqlalchemy import func, select
+
+from subgraphs.common.auth import Principal
+from subgraphs.common.errors import BadInput
+from subgraphs.common.reads import fetch_rows, is_reader
+from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
+from subgraphs.content.service.documents import DOCUMENT_FIELDS, DocumentFilter
+from subgraphs.content.service.sql import any_of
+
+ORGANIZATION = uuid.uuid4()
+OWNER = uuid.uuid4()
+MEMBER = Principal(
+    user_id=uuid.uuid4(),
+    roles=frozenset({"buyer"}),
+    organizations={ORGANIZATION: frozenset({"approver", "member"})},
+)
+ADMIN = Principal(user_id=uuid.uuid4(), scopes=frozenset({"admin"}))
+
+
+@pytest.fixture
+async def documents(apps) -> list[uuid.UUID]:
+    """Documents of every kind the access rules tell apart, with odd values in each column."""
+    start = datetime.now(UTC)
+    made = [
+        Document(title="private", owner_id=OWNER, tags=["a", "b"], attributes={"n": 1, "x": None}),
+        Document(
+            title="organization",
+            owner_id=OWNER,
+            organization_id=ORGANIZATION,
+            visibility=Visibility.ORGANIZATION,
+            description="ünïcode ✓",
+        ),
+        Document(title="shared by role", owner_id=OWNER, organization_id=ORGANIZATION),
+        Document(title="shared to the member", owner_id=OWNER, tags=[]),
+        Document(title="trashed", owner_id=OWNER, deleted_at=start, deleted_by=OWNER),
+    ]
+    async with apps["content"].state.sessions() as session:
+        for i, document in enumerate(made):
+            document.created_at = start + timedelta(microseconds=i)
+            session.add(document)
+        await session.flush()
+        session.add_all(
+            [
+                DocumentShare(
+                    document_id=made[2].id,
+                    role="approver",
+                    permission=Permission.READ,
+                    created_by=OWNER,
+                ),
+                DocumentShare(
+                    document_id=made[3].id,
+                    user_id=MEMBER.user_id,
+                    permission=Permission.WRITE,
+                    created_by=OWNER,
+                ),
+            ]
+        )
+        await session.commit()
+    return [document.id for document in made]
+
+
+def _statements(ids: list[uuid.UUID]):
+    for principal in (ADMIN, MEMBER, Principal(user_id=OWNER), None):
+        yield (
+            DocumentFilter()
+            .apply(select(*DOCUMENT_FIELDS), principal)
+            .where(any_of(Document.id, ids))
+            .order_by(Document.created_at)
+        )
+    yield select(*DOCUMENT_FIELDS).where(Document.id.in_(ids)).order_by(Document.title)
+    yield (
+        select(Document.status, func.count())
+        .where(any_of(Document.id, ids))
+        .group_by(Document.status)
+        .order_by(Document.status)
+    )
+    yield (
+        DocumentFilter(tags=("a",), trashed=False)
+        .apply(select(*DOCUMENT_FIELDS), ADMIN)
+        .where(any_of(Document.id, ids))
+    )
+
+
+async def test_rows_are_the_sessions_own(apps, documents) -> None:
+    app = apps["content"]
+    for stmt in _statements(documents):
+        async with app.state.sessions() as session:
+            expected = [tuple(row) for row in (await session.execute(stmt)).all()]
+            keys = list((await session.execute(stmt)).keys())
+        async with app.state.readers() as reader:
+            assert is_reader(reader)
+            rows = await fetch_rows(reader, stmt)
+        assert [tuple(row) for row in rows] == expected
+        assert [list(row._fields) for row in rows] == [keys] * len(rows)
+        values = [value for row in rows for value in row]
+        assert [type(v) for v in values] == [type(v) for row in expected for v in row]
+
+
+async def test_the_member_sees_what_the_access_rules_allow(apps, documents) -> None:
+    stmt = (
+        DocumentFilter()
+        .apply(select(*DOCUMENT_FIELDS), MEMBER)
+        .where(any_of(Document.id, documents))
+    )
+    async with apps["content"].state.readers() as reader:
+        titles = {row.title for row in await fetch_rows(reader, stmt)}
+    assert titles == {"organization", "shared by role", "shared to the member"}
+
+
+async def test_a_session_with_a_transaction_reads_its_own_writes(apps, documents) -> None:
+    async with apps["content"].state.sessions() as session:
+        session.add(Document(title="not committed", owner_id=OWNER))
+        await session.flush()
+        assert not is_reader(session)
+        rows = await fetch_rows(
+            session, select(Document.title).where(Document.title == "not committed")
+        )
+        assert [row.title for row in rows] == ["not committed"]
+        await session.rollback()
+
+
+async def test_every_statement_reaches_the_engines_hooks(apps, documents) -> None:
+    app = apps["content"]
+    with count_statements(app.state.engine) as sql:
+        async with app.state.readers() as reader:
+            await fetch_rows(reader, select(Document.id).where(any_of(Document.id, documents)))
+    assert len(sql.statements) == 1 and "FROM documents" in sql.statements[0]
+    async with app.state.readers() as reader:
+        with pytest.raises(BadInput, match="NUL"):
+            await fetch_rows(reader, select(Document.id).where(Document.title == "a\x00b"))
