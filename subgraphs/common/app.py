@@ -22,6 +22,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from subgraphs.common import redis
 from subgraphs.common.auth import SessionRevocations, TokenVerifier, bearer_token
+from subgraphs.common.compiled import CompiledQueries
 from subgraphs.common.database import (
     create_engine,
     create_reader_sessionmaker,
@@ -67,10 +68,22 @@ class HubGraphQL(GraphQL[Context, None]):
         schema: strawberry.federation.Schema,
         *,
         context_getter: Callable[[HTTPConnection], Awaitable[Context]],
+        compiled_queries: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self.context_getter = context_getter
+        self.compiled = CompiledQueries(self) if compiled_queries else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Plain queries are answered from compiled plans (common/compiled.py); the rest,
+        # and whatever a plan cannot answer exactly, by Strawberry as before.
+        if scope["type"] == "http" and self.compiled is not None:
+            unanswered = await self.compiled.serve(scope, receive, send)
+            if unanswered is None:
+                return
+            receive = unanswered
+        await super().__call__(scope, receive, send)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -167,6 +180,7 @@ def create_app(
     graphql = HubGraphQL(
         schema,
         context_getter=context,
+        compiled_queries=settings.hub.compiled_queries,
         graphql_ide=None if settings.hub.is_production else "graphiql",
         multipart_uploads_enabled=True,
     )

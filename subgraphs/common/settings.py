@@ -42,6 +42,10 @@ class HubSettings(BaseSettings):
         default=None, description="Redis holding the event stream; default HUB_REDIS_URL."
     )
 
+    compiled_queries: bool = Field(
+        default=True,
+        description="Answer plain queries from compiled plans (common/compiled.py).",
+    )
     gc_tuning: bool = Field(
         default=True,
         description="Freeze the startup heap and collect garbage less often (common/subgraph.py).",

@@ -1,0 +1,534 @@
+"""Compiled queries: the hot path of `POST /graphql`, past Strawberry's view and executor.
+
+For a page of 20 documents, Strawberry's HTTP view, its extension runner and graphql-core's
+executor spend about as much CPU as the resolver, its SQL and the JSON together (measured
+in process: the bare-Strawberry floor of scripts/bench answers the same query at a third
+of a raw ASGI app's rate). Most of that work is the same for every execution of one
+document: collecting fields, finding their definitions, choosing how to complete each
+type. `CompiledQueries` does it once per (document, operation name) and keeps the result as
+a plan of plain steps; executing the plan calls the very same resolvers (Strawberry's own
+wrappers: argument conversion, permission classes, field extensions, `Info`), completes
+values with the same scalar and enum serializers, gathers awaitables per object and per
+list as graphql-core does (so DataLoaders batch the same), and answers with the same JSON.
+
+What is compiled: query operations whose fields are attribute reads or resolvers, of
+scalar, enum or object types (objects without `is_type_of`), in lists and non-nulls, plus
+`__typename`; fragments and @skip/@include with literal conditions.
+
+Everything else takes the normal path, untouched: anything but a JSON POST of
+query/variables/operationName; a document that does not parse or validate; mutations and
+subscriptions; abstract types, introspection, @defer/@stream, @skip/@include on variables;
+a bad token (`RejectBadTokens` answers it). And at run time, whenever graphql-core would
+report an error (a resolver raises, a null in a non-null position, a value its scalar
+refuses, bad variables), the compiled attempt is dropped and Strawberry executes the
+operation from the start, reporting the error its own way. A query has no side effects:
+running one again costs time, on the error path only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    BooleanValueNode,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+    get_operation_ast,
+    is_abstract_type,
+    is_leaf_type,
+    is_object_type,
+    parse,
+    specified_rules,
+)
+from graphql.execution import Executor
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, Undefined, gather_with_cancel
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.execution.is_awaitable import optimized_is_awaitable as is_awaitable
+from strawberry.schema.schema import validate_document
+
+from subgraphs.common.execution import HubExecutionContext, reader_of
+
+if TYPE_CHECKING:
+    from subgraphs.common.app import HubGraphQL
+
+PLANS_KEPT = 256  # compiled (or refused) documents per process, least recently used dropped
+_REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
+
+
+class Uncompilable(Exception):
+    """The document uses something the plan does not do exactly as graphql-core."""
+
+
+class Bail(Exception):
+    """At run time: graphql-core would report an error here; Strawberry must answer."""
+
+
+Complete = Callable[[Any, Path | None, "Execution"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    response_name: str
+    definition: GraphQLField
+    nodes: list[FieldNode]
+    parent_type: GraphQLObjectType
+    read: Callable[[Any], Any] | None  # an attribute read; None: call `resolve`
+    resolve: Callable[..., Any]
+    arguments: dict[str, Any] | None  # constant arguments; None: they name variables
+    complete: Complete
+    needs_path: bool  # False for an attribute read of a leaf: nothing below asks for it
+
+
+@dataclass(frozen=True, slots=True)
+class _Object:
+    type_name: str
+    typename_fields: tuple[str, ...]  # response names of `__typename`
+    fields: tuple[_Field, ...]
+    order: tuple[str, ...]  # every response name, in the order of the selection
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    document: DocumentNode
+    operation_name: str | None
+    root: _Object
+
+
+class Execution:
+    """One run of a plan: graphql-core's executor for variables and resolve infos."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+
+# --- compiling ---------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, default_resolver: Any):
+        self.schema = schema
+        self.default_resolver = default_resolver
+        self.fragments: dict[str, FragmentDefinitionNode] = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+
+    def object_plan(
+        self, object_type: GraphQLObjectType, selection_sets: list[SelectionSetNode]
+    ) -> _Object:
+        grouped: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        for selection_set in selection_sets:
+            self._collect(object_type, selection_set, grouped, set())
+        typenames: list[str] = []
+        fields: list[_Field] = []
+        for response_name, nodes in grouped.items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                typenames.append(response_name)
+                continue
+            if name.startswith("__"):
+                raise Uncompilable(f"meta field {name}")
+            definition = object_type.fields.get(name)
+            if definition is None:
+                raise Uncompilable(f"unknown field {name}")
+            fields.append(self._field(object_type, response_name, definition, nodes))
+        return _Object(object_type.name, tuple(typenames), tuple(fields), tuple(grouped))
+
+    def _field(
+        self,
+        parent_type: GraphQLObjectType,
+        response_name: str,
+        definition: GraphQLField,
+        nodes: list[FieldNode],
+    ) -> _Field:
+        uses_variables = any(
+            _names_variables(argument.value) for argument in nodes[0].arguments or ()
+        )
+        try:
+            arguments = None if uses_variables else get_argument_values(definition, nodes[0])
+        except GraphQLError as error:
+            raise Uncompilable("arguments") from error
+        read = reader_of(definition, self.default_resolver) if not nodes[0].arguments else None
+        if definition.resolve is None:  # Strawberry gives every field one
+            raise Uncompilable("a field without a resolver")
+        complete = self._completer(definition.type, nodes)
+        return _Field(
+            response_name,
+            definition,
+            nodes,
+            parent_type,
+            read,
+            definition.resolve,
+            arguments,
+            complete,
+            needs_path=read is None or not is_leaf_type(get_named_type(definition.type)),
+        )
+
+    def _completer(self, type_: GraphQLOutputType, nodes: list[FieldNode]) -> Complete:
+        if isinstance(type_, GraphQLNonNull):
+            return _non_null(self._completer(type_.of_type, nodes))
+        if isinstance(type_, GraphQLList):
+            return _list(self._completer(type_.of_type, nodes))
+        if is_leaf_type(type_):
+            return _leaf(type_.coerce_output_value)
+        if is_object_type(type_) and type_.is_type_of is None:
+            selection_sets = [node.selection_set for node in nodes if node.selection_set]
+            return _object(self.object_plan(type_, selection_sets))
+        raise Uncompilable(f"type {type_}")
+
+    def _collect(
+        self,
+        object_type: GraphQLObjectType,
+        selection_set: SelectionSetNode,
+        grouped: OrderedDict[str, list[FieldNode]],
+        visited: set[str],
+    ) -> None:
+        for selection in selection_set.selections:
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                name = selection.alias.value if selection.alias else selection.name.value
+                grouped.setdefault(name, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, object_type):
+                    self._collect(object_type, selection.selection_set, grouped, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in visited:
+                    continue
+                visited.add(name)
+                fragment = self.fragments.get(name)
+                if fragment is None:
+                    raise Uncompilable(f"unknown fragment {name}")
+                if self._applies(fragment.type_condition.name.value, object_type):
+                    self._collect(object_type, fragment.selection_set, grouped, visited)
+            else:
+                raise Uncompilable(f"selection {selection.kind}")
+
+    def _applies(self, type_name: str, object_type: GraphQLObjectType) -> bool:
+        condition = self.schema.get_type(type_name)
+        if condition is object_type:
+            return True
+        if condition is not None and is_abstract_type(condition):
+            return self.schema.is_sub_type(condition, object_type)
+        return False
+
+    @staticmethod
+    def _included(selection: Any) -> bool:
+        included = True
+        for directive in selection.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                raise Uncompilable(f"directive @{name}")
+            (argument,) = directive.arguments
+            if not isinstance(argument.value, BooleanValueNode):
+                raise Uncompilable(f"@{name} on a variable")
+            if argument.value.value == (name == "skip"):
+                included = False
+        return included
+
+
+def _names_variables(value: Any) -> bool:
+    kind = getattr(value, "kind", None)
+    if kind == "variable":
+        return True
+    if kind == "list":
+        return any(_names_variables(item) for item in value.values)
+    if kind == "object":
+        return any(_names_variables(field.value) for field in value.fields)
+    return False
+
+
+# --- completing values, as graphql-core's complete_value would without errors ------------
+
+
+def _non_null(inner: Complete) -> Complete:
+    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+        completed = inner(value, path, run)
+        if is_awaitable(completed):
+            return _not_null_once_awaited(completed)
+        if completed is None:
+            raise Bail
+        return completed
+
+    return complete
+
+
+async def _not_null_once_awaited(completed: Awaitable[Any]) -> Any:
+    value = await completed
+    if value is None:
+        raise Bail
+    return value
+
+
+def _present(complete_value: Complete) -> Complete:
+    """`complete_value` applied to values that are there: a null stays null, an awaitable
+    is completed once it resolves, and an exception (graphql-core reports it) bails."""
+
+    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+        if value is None:
+            return None
+        if is_awaitable(value):
+            return _complete_awaited(value, complete, path, run)
+        if isinstance(value, Exception):
+            raise Bail
+        return complete_value(value, path, run)
+
+    return complete
+
+
+def _leaf(serialize: Callable[[Any], Any]) -> Complete:
+    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+        try:
+            serialized = serialize(value)
+        except Exception as refused:
+            raise Bail from refused
+        if serialized is None or serialized is Undefined:
+            raise Bail
+        return serialized
+
+    return _present(complete)
+
+
+def _list(item: Complete) -> Complete:
+    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            raise Bail
+        completed = [item(each, Path(path, index, None), run) for index, each in enumerate(value)]
+        pending = [index for index, each in enumerate(completed) if is_awaitable(each)]
+        return _gathered_list(completed, pending) if pending else completed
+
+    return _present(complete)
+
+
+async def _gathered_list(completed: list[Any], pending: list[int]) -> list[Any]:
+    values = await gather_with_cancel(*(completed[index] for index in pending))
+    for index, value in zip(pending, values, strict=True):
+        completed[index] = value
+    return completed
+
+
+def _object(plan: _Object) -> Complete:
+    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+        return _execute_object(plan, value, path, run)
+
+    return _present(complete)
+
+
+async def _complete_awaited(
+    awaitable: Awaitable[Any], complete: Complete, path: Path | None, run: Execution
+) -> Any:
+    try:
+        value = await awaitable
+    except Exception as error:
+        raise Bail from error
+    completed = complete(value, path, run)
+    return await completed if is_awaitable(completed) else completed
+
+
+def _execute_object(plan: _Object, source: Any, path: Path | None, run: Execution) -> Any:
+    results: dict[str, Any] = dict.fromkeys(plan.order)
+    for name in plan.typename_fields:
+        results[name] = plan.type_name
+    pending: list[str] = []
+    for field in plan.fields:
+        field_path = Path(path, field.response_name, plan.type_name) if field.needs_path else None
+        try:
+            if field.read is not None:
+                value = field.read(source)
+            else:
+                executor = run.executor
+                info = executor.build_resolve_info(
+                    field.definition,
+                    field.nodes,
+                    field.parent_type,
+                    field_path,  # type: ignore[arg-type]  # set for every resolver
+                )
+                arguments = field.arguments
+                if arguments is None:
+                    arguments = get_argument_values(
+                        field.definition, field.nodes[0], executor.variable_values
+                    )
+                value = field.resolve(source, info, **arguments)
+        except Bail:
+            raise
+        except Exception as error:
+            raise Bail from error
+        completed = field.complete(value, field_path, run)
+        results[field.response_name] = completed
+        if is_awaitable(completed):
+            pending.append(field.response_name)
+    return _gathered_object(results, pending) if pending else results
+
+
+async def _gathered_object(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+    values = await gather_with_cancel(*(results[name] for name in pending))
+    results.update(zip(pending, values, strict=True))
+    return results
+
+
+# --- the HTTP side -----------------------------------------------------------------------
+
+
+class CompiledQueries:
+    """Plans per (query, operation name), and serving a request with one when it can."""
+
+    def __init__(self, view: HubGraphQL) -> None:
+        self.view = view
+        strawberry_schema = view.schema
+        self.schema: GraphQLSchema = strawberry_schema._schema  # type: ignore[attr-defined]
+        self.default_resolver = strawberry_schema.config.default_resolver
+        self.plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+
+    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+        key = (query, operation_name)
+        if key in self.plans:
+            self.plans.move_to_end(key)
+            return self.plans[key]
+        plan = self._compile(query, operation_name)
+        self.plans[key] = plan
+        if len(self.plans) > PLANS_KEPT:
+            self.plans.popitem(last=False)
+        return plan
+
+    def _compile(self, query: str, operation_name: str | None) -> Plan | None:
+        try:
+            document = parse(query)
+        except GraphQLError:
+            return None
+        if validate_document(self.schema, document, tuple(specified_rules)):
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if not isinstance(operation, OperationDefinitionNode):
+            return None
+        if operation.operation is not OperationType.QUERY or self.schema.query_type is None:
+            return None
+        try:
+            root = _Compiler(self.schema, document, self.default_resolver).object_plan(
+                self.schema.query_type, [operation.selection_set]
+            )
+        except Uncompilable:
+            return None
+        return Plan(document, operation_name, root)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answer the request with a plan, or return how to read it again (untouched) for
+        the normal path."""
+        if scope["method"] != "POST" or not _json_request(scope):
+            return receive
+        body, receive = await _buffered(receive)
+        request = _graphql_request(body)
+        if request is None:
+            return receive
+        query, variables, operation_name = request
+        plan = self.plan(query, operation_name)
+        if plan is None:
+            return receive
+        http_request = Request(scope, receive=receive)
+        sub_response = await self.view.get_sub_response(http_request)
+        context = await self.view.get_context(http_request, sub_response)
+        if getattr(context, "auth_error", None) is not None:
+            return receive
+        try:
+            data = await self.execute(plan, context, variables)
+        except Bail:
+            return receive
+        response = self.view.create_response({"data": data}, sub_response)
+        await response(scope, receive, send)
+        return None
+
+    async def execute(self, plan: Plan, context: Any, variables: dict[str, Any] | None) -> Any:
+        executor = HubExecutionContext.build(
+            self.schema,
+            plan.document,
+            None,
+            context,
+            variables,
+            plan.operation_name,
+            is_awaitable=is_awaitable,  # type: ignore[arg-type]  # a TypeGuard in effect
+        )
+        if isinstance(executor, list):  # the variables were refused
+            raise Bail
+        data = _execute_object(plan.root, None, None, Execution(executor))
+        return await data if is_awaitable(data) else data
+
+
+def _json_request(scope: Scope) -> bool:
+    content_type = accept = b""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"accept":
+            accept = value
+    return content_type.split(b";")[0].strip().lower() == b"application/json" and (
+        b"multipart" not in accept
+    )
+
+
+def _graphql_request(body: bytes) -> tuple[str, dict[str, Any] | None, str | None] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not data.keys() <= _REQUEST_KEYS:
+        return None
+    query, variables, operation_name = (
+        data.get("query"),
+        data.get("variables"),
+        data.get("operationName"),
+    )
+    if (
+        not isinstance(query, str)
+        or not (variables is None or isinstance(variables, dict))
+        or not (operation_name is None or isinstance(operation_name, str))
+        or data.get("extensions") is not None
+    ):
+        return None
+    return query, variables, operation_name
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, and a `receive` that hands it out again first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: let the view see it
+            return b"", _replay([message], receive)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    return body, _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    queued = list(messages)
+
+    async def replayed() -> Message:
+        if queued:
+            return queued.pop(0)
+        return await receive()
+
+    return replayed

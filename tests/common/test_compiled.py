@@ -1,0 +1,199 @@
+"""Compiled queries (subgraphs/common/compiled.py): for every request, the same HTTP answer
+as Strawberry's own path, byte for byte; plain queries are answered by their plan, the rest
+(and every error) by Strawberry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import strawberry
+from common.test_execution import CONFIG, QUERIES, Query
+from starlette.requests import HTTPConnection
+
+from subgraphs.common.app import HubGraphQL
+from subgraphs.common.compiled import CompiledQueries
+from subgraphs.common.errors import NotFound
+from subgraphs.common.execution import HubExecutionContext
+from subgraphs.common.graphql import ErrorCodes, RejectBadTokens
+
+
+class FakeContext:
+    """What the views read of a context: the caller's token error, if any."""
+
+    def __init__(self, auth_error: Exception | None = None) -> None:
+        self.auth_error = auth_error
+        self.resolved: list[str] = []
+
+
+@strawberry.type
+class Extra(Query):
+    @strawberry.field
+    def who(self, info: strawberry.Info) -> str:
+        info.context.resolved.append("who")
+        return "me"
+
+    @strawberry.field
+    def missing(self) -> str | None:
+        raise NotFound("nothing here")
+
+    @strawberry.field
+    def typed(self, words: list[str], times: int = 2) -> list[str]:
+        return [word * times for word in words]
+
+    @strawberry.field
+    def same(self, info: strawberry.Info) -> str:
+        """What a resolver sees of its info is graphql-core's own."""
+        return f"{info.path.as_list()} {sorted(info.variable_values)} {info.field_name}"
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def poke(self) -> int:
+        return 1
+
+
+SCHEMA = strawberry.Schema(
+    query=Extra,
+    mutation=Mutation,
+    config=CONFIG,
+    extensions=[RejectBadTokens, ErrorCodes],
+    execution_context_class=HubExecutionContext,
+)
+
+EXTRA_QUERIES = [
+    "{ who }",
+    "{ missing }",
+    '{ typed(words: ["a", "b"]) }',
+    "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }",
+    "query Named { who } query Other { same }",
+    "{ items(first: 2) { ... on Item { id } ...on Owner { id } } }",
+    "{ __schema { queryType { name } } }",
+    "{ __typename a: __typename items(first: 1) { __typename id } }",
+    "mutation { poke }",
+    "{ nope }",
+    "{ items(first: 2) { id ",
+    "query($n: Int!) { items(first: $n) { id } }",
+    "{ items(first: 2) { id @include(if: false) title @skip(if: false) } }",
+]
+VARIABLES: dict[str, Any] = {
+    "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }": {
+        "w": ["x"],
+        "t": 3,
+    },
+    "query($n: Int!) { items(first: $n) { id } }": {"n": "three"},
+}
+
+
+def _view(compiled: bool, auth_error: Exception | None = None) -> HubGraphQL:
+    async def context(_: HTTPConnection) -> Any:
+        return FakeContext(auth_error)
+
+    return HubGraphQL(SCHEMA, context_getter=context, compiled_queries=compiled)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def compiled_answers() -> Iterator[list[str]]:
+    """The queries a plan answered (and did not hand back to Strawberry)."""
+    answered: list[str] = []
+    original = CompiledQueries.execute
+
+    async def recording(self: CompiledQueries, plan: Any, context: Any, variables: Any) -> Any:
+        data = await original(self, plan, context, variables)
+        answered.append(plan.document.loc.source.body)
+        return data
+
+    CompiledQueries.execute = recording  # type: ignore[method-assign]
+    try:
+        yield answered
+    finally:
+        CompiledQueries.execute = original  # type: ignore[method-assign]
+
+
+async def _post(view: HubGraphQL, body: Any, content_type: str = "application/json") -> Any:
+    transport = httpx.ASGITransport(app=view)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = await client.post(
+            "/graphql", content=content, headers={"content-type": content_type}
+        )
+    return response.status_code, response.headers.get("content-type"), response.content
+
+
+def _body(query: str, operation_name: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": query}
+    if query in VARIABLES:
+        body["variables"] = VARIABLES[query]
+    if operation_name:
+        body["operationName"] = operation_name
+    return body
+
+
+@pytest.mark.parametrize("query", [*QUERIES, *EXTRA_QUERIES])
+async def test_the_answer_is_strawberrys_own(query: str, compiled_answers: list[str]) -> None:
+    body = _body(query, "Other" if "query Other" in query else None)
+    if "$s" in query:
+        body["variables"] = {"s": True}
+    expected = await _post(_view(compiled=False), body)
+    assert compiled_answers == []
+    got = await _post(_view(compiled=True), body)
+    assert got == expected
+    payload = json.loads(got[2])
+    if compiled_answers:  # answered by its plan: only ever a clean answer
+        assert "errors" not in payload
+
+
+async def test_plain_queries_are_answered_by_their_plan(compiled_answers: list[str]) -> None:
+    for query in (
+        "{ items { id title note colour picky count tags owner { id name } maybeOwner { id } } }",
+        "{ __typename a: __typename items(first: 1) { __typename id } }",
+        '{ typed(words: ["a", "b"]) }',
+        "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }",
+        "{ items(first: 2) { ... on Item { id } ...F } } fragment F on Item { title }",
+    ):
+        await _post(_view(compiled=True), _body(query))
+    assert len(compiled_answers) == 5
+
+
+async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> None:
+    for query in (
+        "{ missing }",  # a resolver's error
+        "{ loose { id title picky } }",  # values graphql-core refuses
+        "mutation { poke }",
+        "{ __schema { queryType { name } } }",
+        "query($s: Boolean!) { items { id title @skip(if: $s) } }",
+        "query($n: Int!) { items(first: $n) { id } }",  # refused variables
+    ):
+        await _post(_view(compiled=True), {"query": query, "variables": {"s": True, "n": "x"}})
+    assert compiled_answers == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b'["a list"]', "application/json"),
+        (json.dumps({"query": "{ who }", "extensions": {"x": 1}}).encode(), "application/json"),
+        (json.dumps({"query": "{ who }", "variables": [1]}).encode(), "application/json"),
+        (json.dumps({"query": 7}).encode(), "application/json"),
+        (json.dumps({"query": "{ who }"}).encode(), "text/plain"),
+        (json.dumps({"query": "{ who }", "surprise": 1}).encode(), "application/json"),
+    ],
+)
+async def test_odd_requests_reach_strawberry_unread(
+    body: bytes, content_type: str, compiled_answers: list[str]
+) -> None:
+    expected = await _post(_view(compiled=False), body, content_type)
+    assert await _post(_view(compiled=True), body, content_type) == expected
+    assert compiled_answers == []
+
+
+async def test_a_bad_token_is_refused_as_before(compiled_answers: list[str]) -> None:
+    error = NotFound("stand-in for a bad token's error")
+    expected = await _post(_view(compiled=False, auth_error=error), {"query": "{ who }"})
+    assert await _post(_view(compiled=True, auth_error=error), {"query": "{ who }"}) == expected
+    assert b"errors" in expected[2] and compiled_answers == []
