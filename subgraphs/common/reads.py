@@ -35,7 +35,7 @@ _dialect = PGDialect_asyncpg()
 class _Prepared(NamedTuple):
     compiled: SQLCompiler
     make_row: Callable[..., Any]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, processor)
 
 
 _prepared: OrderedDict[Any, _Prepared] = OrderedDict()
@@ -50,7 +50,11 @@ def _prepare(stmt: Select[Any], cache_key: Any) -> _Prepared:
     # Named as SQLAlchemy names them in its rows (an ORM attribute's name, not its column's).
     names = [described["name"] for described in stmt.column_descriptions]
     row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
-    processors = tuple(_result_processor(column.type) for column in stmt.selected_columns)
+    processors = tuple(
+        (index, process)
+        for index, column in enumerate(stmt.selected_columns)
+        if (process := _result_processor(column.type)) is not None
+    )
     prepared = _Prepared(compiled, row_type, processors)
     _prepared[cache_key.key] = prepared
     if len(_prepared) > COMPILED_SHAPES:
@@ -131,14 +135,13 @@ async def fetch_rows(
     finally:
         await greenlet_spawn(record.close)
     make_row, processors = prepared.make_row, prepared.processors
-    if not any(processors):
+    if not processors:
         return [make_row(*values) for values in records]
-    return [
-        make_row(
-            *(
-                value if process is None or value is None else process(value)
-                for value, process in zip(values, processors, strict=True)
-            )
-        )
-        for values in records
-    ]
+    rows = []
+    for record in records:
+        values = list(record)
+        for index, process in processors:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        rows.append(make_row(*values))
+    return rows
