@@ -39,22 +39,25 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLAbstractType,
     GraphQLError,
     GraphQLField,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    default_type_resolver,
     get_named_type,
     get_operation_ast,
     is_abstract_type,
     is_leaf_type,
-    is_object_type,
     parse,
     specified_rules,
 )
@@ -83,7 +86,9 @@ class Bail(Exception):
     """At run time: graphql-core would report an error here; Strawberry must answer."""
 
 
-Complete = Callable[[Any, Path | None, "Execution"], Any]
+# complete(value, path, run, info): `info` is the field's, set where the completion asks
+# for one (abstract types, `is_type_of`), as graphql-core hands each field's own around.
+Complete = Callable[[Any, Path | None, "Execution", Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,7 @@ class _Field:
     arguments: dict[str, Any] | None  # constant arguments; None: they name variables
     complete: Complete
     needs_path: bool  # False for an attribute read of a leaf: nothing below asks for it
+    needs_info: bool  # a resolver, or a completion that decides the type of the value
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +178,8 @@ class _Compiler:
         read = reader_of(definition, self.default_resolver) if not nodes[0].arguments else None
         if definition.resolve is None:  # Strawberry gives every field one
             raise Uncompilable("a field without a resolver")
-        complete = self._completer(definition.type, nodes)
+        decides_type: list[bool] = []
+        complete = self._completer(definition.type, nodes, decides_type)
         return _Field(
             response_name,
             definition,
@@ -183,18 +190,36 @@ class _Compiler:
             arguments,
             complete,
             needs_path=read is None or not is_leaf_type(get_named_type(definition.type)),
+            needs_info=read is None or bool(decides_type),
         )
 
-    def _completer(self, type_: GraphQLOutputType, nodes: list[FieldNode]) -> Complete:
+    def _completer(
+        self, type_: GraphQLOutputType, nodes: list[FieldNode], decides_type: list[bool]
+    ) -> Complete:
+        """How to complete a value of `type_`; appends to `decides_type` when that needs
+        the field's info (an abstract type's `resolve_type`, an object's `is_type_of`)."""
         if isinstance(type_, GraphQLNonNull):
-            return _non_null(self._completer(type_.of_type, nodes))
+            return _non_null(self._completer(type_.of_type, nodes, decides_type))
         if isinstance(type_, GraphQLList):
-            return _list(self._completer(type_.of_type, nodes))
+            return _list(self._completer(type_.of_type, nodes, decides_type))
         if is_leaf_type(type_):
             return _leaf(type_.coerce_output_value)
-        if is_object_type(type_) and type_.is_type_of is None:
-            selection_sets = [node.selection_set for node in nodes if node.selection_set]
-            return _object(self.object_plan(type_, selection_sets))
+        selection_sets = [node.selection_set for node in nodes if node.selection_set]
+        if isinstance(type_, GraphQLObjectType):
+            if type_.is_type_of is not None:
+                decides_type.append(True)
+            return _object(self.object_plan(type_, selection_sets), type_.is_type_of)
+        if isinstance(type_, GraphQLInterfaceType | GraphQLUnionType):
+            decides_type.append(True)
+            return _abstract(
+                type_,
+                {
+                    possible.name: _object(
+                        self.object_plan(possible, selection_sets), possible.is_type_of
+                    )
+                    for possible in self.schema.get_possible_types(type_)
+                },
+            )
         raise Uncompilable(f"type {type_}")
 
     def _collect(
@@ -265,8 +290,8 @@ def _names_variables(value: Any) -> bool:
 
 
 def _non_null(inner: Complete) -> Complete:
-    def complete(value: Any, path: Path | None, run: Execution) -> Any:
-        completed = inner(value, path, run)
+    def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
+        completed = inner(value, path, run, info)
         if is_awaitable(completed):
             return _not_null_once_awaited(completed)
         if completed is None:
@@ -287,20 +312,20 @@ def _present(complete_value: Complete) -> Complete:
     """`complete_value` applied to values that are there: a null stays null, an awaitable
     is completed once it resolves, and an exception (graphql-core reports it) bails."""
 
-    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+    def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
         if value is None:
             return None
         if is_awaitable(value):
-            return _complete_awaited(value, complete, path, run)
+            return _complete_awaited(value, complete, path, run, info)
         if isinstance(value, Exception):
             raise Bail
-        return complete_value(value, path, run)
+        return complete_value(value, path, run, info)
 
     return complete
 
 
 def _leaf(serialize: Callable[[Any], Any]) -> Complete:
-    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+    def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
         try:
             serialized = serialize(value)
         except Exception as refused:
@@ -313,10 +338,12 @@ def _leaf(serialize: Callable[[Any], Any]) -> Complete:
 
 
 def _list(item: Complete) -> Complete:
-    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+    def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
         if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
             raise Bail
-        completed = [item(each, Path(path, index, None), run) for index, each in enumerate(value)]
+        completed = [
+            item(each, Path(path, index, None), run, info) for index, each in enumerate(value)
+        ]
         pending = [index for index, each in enumerate(completed) if is_awaitable(each)]
         return _gathered_list(completed, pending) if pending else completed
 
@@ -330,21 +357,68 @@ async def _gathered_list(completed: list[Any], pending: list[int]) -> list[Any]:
     return completed
 
 
-def _object(plan: _Object) -> Complete:
-    def complete(value: Any, path: Path | None, run: Execution) -> Any:
+def _object(plan: _Object, is_type_of: Callable[..., Any] | None) -> Complete:
+    def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
+        if is_type_of is not None:
+            belongs = is_type_of(value, info)
+            if is_awaitable(belongs):
+                return _checked_then_executed(belongs, plan, value, path, run)
+            if not belongs:
+                raise Bail
         return _execute_object(plan, value, path, run)
 
     return _present(complete)
 
 
+async def _checked_then_executed(
+    belongs: Awaitable[Any], plan: _Object, value: Any, path: Path | None, run: Execution
+) -> Any:
+    if not await belongs:
+        raise Bail
+    completed = _execute_object(plan, value, path, run)
+    return await completed if is_awaitable(completed) else completed
+
+
+def _abstract(abstract_type: GraphQLAbstractType, by_type: dict[str, Complete]) -> Complete:
+    """The value's own type, as `resolve_type` names it, then that type's plan."""
+    resolve_type = abstract_type.resolve_type or default_type_resolver
+
+    def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
+        type_name = resolve_type(value, info, abstract_type)
+        if is_awaitable(type_name):
+            return _typed_once_awaited(type_name, by_type, value, path, run, info)
+        concrete = by_type.get(type_name) if isinstance(type_name, str) else None
+        if concrete is None:  # no type, or one graphql-core would refuse
+            raise Bail
+        return concrete(value, path, run, info)
+
+    return _present(complete)
+
+
+async def _typed_once_awaited(
+    type_name: Any,  # an awaitable
+    by_type: dict[str, Complete],
+    value: Any,
+    path: Path | None,
+    run: Execution,
+    info: Any,
+) -> Any:
+    name = await type_name
+    concrete = by_type.get(name) if isinstance(name, str) else None
+    if concrete is None:
+        raise Bail
+    completed = concrete(value, path, run, info)
+    return await completed if is_awaitable(completed) else completed
+
+
 async def _complete_awaited(
-    awaitable: Awaitable[Any], complete: Complete, path: Path | None, run: Execution
+    awaitable: Awaitable[Any], complete: Complete, path: Path | None, run: Execution, info: Any
 ) -> Any:
     try:
         value = await awaitable
     except Exception as error:
         raise Bail from error
-    completed = complete(value, path, run)
+    completed = complete(value, path, run, info)
     return await completed if is_awaitable(completed) else completed
 
 
@@ -355,28 +429,29 @@ def _execute_object(plan: _Object, source: Any, path: Path | None, run: Executio
     pending: list[str] = []
     for field in plan.fields:
         field_path = Path(path, field.response_name, plan.type_name) if field.needs_path else None
+        info = None
         try:
-            if field.read is not None:
-                value = field.read(source)
-            else:
-                executor = run.executor
-                info = executor.build_resolve_info(
+            if field.needs_info:
+                info = run.executor.build_resolve_info(
                     field.definition,
                     field.nodes,
                     field.parent_type,
-                    field_path,  # type: ignore[arg-type]  # set for every resolver
+                    field_path,  # type: ignore[arg-type]  # set wherever an info is
                 )
+            if field.read is not None:
+                value = field.read(source)
+            else:
                 arguments = field.arguments
                 if arguments is None:
                     arguments = get_argument_values(
-                        field.definition, field.nodes[0], executor.variable_values
+                        field.definition, field.nodes[0], run.executor.variable_values
                     )
                 value = field.resolve(source, info, **arguments)
+            completed = field.complete(value, field_path, run, info)
         except Bail:
             raise
         except Exception as error:
             raise Bail from error
-        completed = field.complete(value, field_path, run)
         results[field.response_name] = completed
         if is_awaitable(completed):
             pending.append(field.response_name)

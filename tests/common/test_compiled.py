@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -29,8 +29,55 @@ class FakeContext:
         self.resolved: list[str] = []
 
 
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Cat(Named):
+    lives: int
+
+
+@strawberry.type
+class Dog(Named):
+    good: bool
+
+
+Pet = Annotated[Cat | Dog, strawberry.union("Pet")]
+PETS: list[Any] = [Cat(name="Tom", lives=9), Dog(name="Rex", good=True), None]
+
+
+@strawberry.federation.type(keys=["id"])
+class Product:
+    id: strawberry.ID
+    name: str
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> Product | None:
+        if id == "broken":
+            raise NotFound("no such product")
+        return None if id == "gone" else Product(id=id, name=f"product {id}")
+
+
 @strawberry.type
 class Extra(Query):
+    @strawberry.field
+    def pets(self) -> list[Pet | None]:
+        return PETS
+
+    @strawberry.field
+    def named(self) -> list[Named]:
+        return [pet for pet in PETS if pet is not None]
+
+    @strawberry.field
+    def odd_pet(self) -> Pet | None:
+        return Product(id=strawberry.ID("1"), name="not a pet")  # type: ignore[return-value]
+
+    @strawberry.field
+    async def slow_pets(self) -> list[Pet]:
+        return [pet for pet in PETS if pet is not None]
+
     @strawberry.field
     def who(self, info: strawberry.Info) -> str:
         info.context.resolved.append("who")
@@ -57,9 +104,10 @@ class Mutation:
         return 1
 
 
-SCHEMA = strawberry.Schema(
+SCHEMA = strawberry.federation.Schema(
     query=Extra,
     mutation=Mutation,
+    types=[Product],
     config=CONFIG,
     extensions=[RejectBadTokens, ErrorCodes],
     execution_context_class=HubExecutionContext,
@@ -79,6 +127,11 @@ EXTRA_QUERIES = [
     "{ items(first: 2) { id ",
     "query($n: Int!) { items(first: $n) { id } }",
     "{ items(first: 2) { id @include(if: false) title @skip(if: false) } }",
+    "{ pets { __typename ... on Cat { name lives } ... on Dog { name good } } }",
+    "{ named { __typename name ... on Dog { good } } slowPets { ... on Named { name } } }",
+    "{ oddPet { ... on Cat { lives } } }",
+    "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name } } }",
+    "{ _service { sdl } }",
 ]
 VARIABLES: dict[str, Any] = {
     "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }": {
@@ -87,13 +140,17 @@ VARIABLES: dict[str, Any] = {
     },
     "query($n: Int!) { items(first: $n) { id } }": {"n": "three"},
 }
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name } } }"
+VARIABLES[ENTITIES] = {
+    "r": [{"__typename": "Product", "id": "1"}, {"__typename": "Product", "id": "gone"}]
+}
 
 
 def _view(compiled: bool, auth_error: Exception | None = None) -> HubGraphQL:
     async def context(_: HTTPConnection) -> Any:
         return FakeContext(auth_error)
 
-    return HubGraphQL(SCHEMA, context_getter=context, compiled_queries=compiled)  # type: ignore[arg-type]
+    return HubGraphQL(SCHEMA, context_getter=context, compiled_queries=compiled)
 
 
 @pytest.fixture
@@ -115,7 +172,7 @@ def compiled_answers() -> Iterator[list[str]]:
 
 
 async def _post(view: HubGraphQL, body: Any, content_type: str = "application/json") -> Any:
-    transport = httpx.ASGITransport(app=view)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=view)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         response = await client.post(
@@ -154,9 +211,13 @@ async def test_plain_queries_are_answered_by_their_plan(compiled_answers: list[s
         '{ typed(words: ["a", "b"]) }',
         "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }",
         "{ items(first: 2) { ... on Item { id } ...F } } fragment F on Item { title }",
+        "{ pets { __typename ... on Cat { name lives } ... on Dog { name good } } }",
+        "{ named { __typename name ... on Dog { good } } slowPets { ... on Named { name } } }",
+        ENTITIES,
+        "{ _service { sdl } }",
     ):
         await _post(_view(compiled=True), _body(query))
-    assert len(compiled_answers) == 5
+    assert len(compiled_answers) == 9
 
 
 async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> None:
@@ -167,8 +228,11 @@ async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> No
         "{ __schema { queryType { name } } }",
         "query($s: Boolean!) { items { id title @skip(if: $s) } }",
         "query($n: Int!) { items(first: $n) { id } }",  # refused variables
+        "{ oddPet { ... on Cat { lives } } }",  # a value of no possible type
     ):
         await _post(_view(compiled=True), {"query": query, "variables": {"s": True, "n": "x"}})
+    broken = {"r": [{"__typename": "Product", "id": "broken"}]}
+    await _post(_view(compiled=True), {"query": ENTITIES, "variables": broken})
     assert compiled_answers == []
 
 
