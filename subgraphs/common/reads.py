@@ -41,14 +41,14 @@ class _Prepared(NamedTuple):
 _prepared: OrderedDict[Any, _Prepared] = OrderedDict()
 
 
-def _prepare(stmt: Select[Any], cache_key: Any) -> _Prepared:
+def _prepare(stmt: Select[*tuple[Any, ...]], cache_key: Any) -> _Prepared:
     prepared = _prepared.get(cache_key.key)
     if prepared is not None:
         _prepared.move_to_end(cache_key.key)
         return prepared
     compiled = stmt.compile(dialect=_dialect, cache_key=cache_key)
     # Named as SQLAlchemy names them in its rows (an ORM attribute's name, not its column's).
-    names = [described["name"] for described in stmt.column_descriptions]
+    names = [str(described["name"]) for described in stmt.column_descriptions]
     row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
     processors = tuple(
         (index, process)
@@ -73,7 +73,7 @@ def _result_processor(type_: TypeEngine[Any]) -> Callable[[Any], Any] | None:
 
 
 def _sql_and_arguments(
-    stmt: Select[Any], params: dict[str, Any] | None
+    stmt: Select[*tuple[Any, ...]], params: dict[str, Any] | None
 ) -> tuple[str, list[Any], _Prepared]:
     cache_key = stmt._generate_cache_key()
     if cache_key is None:  # a construct that cannot be cached: compile it this once
@@ -110,7 +110,7 @@ def is_reader(session: AsyncSession) -> bool:
 
 
 async def fetch_rows(
-    session: AsyncSession, stmt: Select[Any], params: dict[str, Any] | None = None
+    session: AsyncSession, stmt: Select[*tuple[Any, ...]], params: dict[str, Any] | None = None
 ) -> Sequence[Any]:
     """The rows of a SELECT of columns (not ORM entities), with attribute access;
     `params`: values for the statement's named bind parameters.

@@ -14,16 +14,18 @@ caller may not read looks exactly like one that does not exist.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.common.auth import Principal
+from subgraphs.common.reads import fetch_rows
 from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
-from subgraphs.content.service.sql import any_of
+from subgraphs.content.service.sql import any_of_parameter
 
 ADMIN_SCOPE = "admin"
 
@@ -67,6 +69,7 @@ class Reader:
 
 
 ADMIN_READER = Reader(user_id=uuid.UUID(int=0), admin=True)
+STATEMENTS_KEPT = 1024  # built statements kept per caller (see `Reader`)
 
 
 def permitted(principal: Principal | None, permission: Permission) -> ColumnElement[bool]:
@@ -123,16 +126,9 @@ async def permissions_on(
     session: AsyncSession, principal: Principal | None, ids: Sequence[uuid.UUID]
 ) -> list[Permission | None]:
     """The strongest permission the caller holds on each document (None: not even read)."""
-    rows = (
-        await session.execute(
-            select(
-                Document.id,
-                permitted(principal, Permission.MANAGE),
-                permitted(principal, Permission.WRITE),
-                permitted(principal, Permission.READ),
-            ).where(any_of(Document.id, ids))
-        )
-    ).all()
+    rows = await fetch_rows(
+        session, _permissions_statement(Reader.of(principal)), {"ids": list(set(ids))}
+    )
     strongest: dict[uuid.UUID, Permission | None] = {}
     for id, manage, write, read in rows:
         strongest[id] = (
@@ -145,3 +141,14 @@ async def permissions_on(
             else None
         )
     return [strongest.get(id) for id in ids]
+
+
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
+def _permissions_statement(reader: Reader | None) -> Select[uuid.UUID, bool, bool, bool]:
+    principal = reader.principal() if reader else None
+    return select(
+        Document.id,
+        permitted(principal, Permission.MANAGE),
+        permitted(principal, Permission.WRITE),
+        permitted(principal, Permission.READ),
+    ).where(any_of_parameter(Document.id, "ids"))

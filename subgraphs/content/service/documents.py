@@ -57,7 +57,7 @@ from subgraphs.content.models import (
 )
 from subgraphs.content.service import access, audit, events
 from subgraphs.content.service.resources import Resources
-from subgraphs.content.service.sql import any_of, any_of_parameter
+from subgraphs.content.service.sql import any_of_parameter
 from subgraphs.content.service.text import storable_text
 from subgraphs.content.settings import ContentSettings
 
@@ -551,6 +551,11 @@ DOCUMENT_FIELDS = tuple(
 VERSION_FIELDS = tuple(
     getattr(DocumentVersion, attribute.key) for attribute in inspect(DocumentVersion).column_attrs
 )
+VERSIONS_OF_DOCUMENTS = (
+    select(*VERSION_FIELDS)
+    .where(any_of_parameter(DocumentVersion.document_id, "ids"))
+    .order_by(DocumentVersion.document_id, DocumentVersion.number.desc())
+)
 
 
 async def documents_by_ids(
@@ -676,10 +681,7 @@ async def list_documents(
 
 # Built statements kept per (filter, caller, page): a kept statement is not built again,
 # and SQLAlchemy remembers its cache key, so a repeated list costs only its execution.
-STATEMENTS_KEPT = 1024
-
-
-@functools.lru_cache(maxsize=STATEMENTS_KEPT)
+@functools.lru_cache(maxsize=access.STATEMENTS_KEPT)
 def _documents_page(
     filter: DocumentFilter, reader: access.Reader | None, first: int, after: str | None
 ) -> Select[Any]:
@@ -688,7 +690,7 @@ def _documents_page(
     return page_statement(stmt, Document, first=first, after=after)
 
 
-@functools.lru_cache(maxsize=STATEMENTS_KEPT)
+@functools.lru_cache(maxsize=access.STATEMENTS_KEPT)
 def _readable_documents_by_ids(reader: access.Reader | None) -> Select[Any]:
     principal = reader.principal() if reader else None
     return select(*DOCUMENT_FIELDS).where(
@@ -723,13 +725,7 @@ async def versions_of_documents(
 ) -> list[list[Row[Any]]]:
     """Newest first, as rows (see DOCUMENT_FIELDS). Only asked for documents the caller was
     allowed to load."""
-    rows = (
-        await session.execute(
-            select(*VERSION_FIELDS)
-            .where(any_of(DocumentVersion.document_id, document_ids))
-            .order_by(DocumentVersion.document_id, DocumentVersion.number.desc())
-        )
-    ).all()
+    rows = await fetch_rows(session, VERSIONS_OF_DOCUMENTS, {"ids": list(set(document_ids))})
     return grouped(document_ids, rows, key=lambda version: version.document_id)
 
 
