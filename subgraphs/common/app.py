@@ -69,11 +69,12 @@ class HubGraphQL(GraphQL[Context, None]):
         *,
         context_getter: Callable[[HTTPConnection], Awaitable[Context]],
         compiled_queries: bool = True,
+        service: str = "unknown",
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self.context_getter = context_getter
-        self.compiled = CompiledQueries(self) if compiled_queries else None
+        self.compiled = CompiledQueries(self, service) if compiled_queries else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Plain queries are answered from compiled plans (common/compiled.py); the rest,
@@ -181,6 +182,7 @@ def create_app(
         schema,
         context_getter=context,
         compiled_queries=settings.hub.compiled_queries,
+        service=settings.name,
         graphql_ide=None if settings.hub.is_production else "graphiql",
         multipart_uploads_enabled=True,
     )

@@ -27,6 +27,7 @@ running one again costs time, on the error path only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -64,6 +65,7 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined, gather_with_cancel
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable as is_awaitable
@@ -341,9 +343,13 @@ def _list(item: Complete) -> Complete:
     def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
         if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
             raise Bail
-        completed = [
-            item(each, Path(path, index, None), run, info) for index, each in enumerate(value)
-        ]
+        completed: list[Any] = []
+        try:
+            for index, each in enumerate(value):
+                completed.append(item(each, Path(path, index, None), run, info))
+        except BaseException:
+            _settle(completed)
+            raise
         pending = [index for index, each in enumerate(completed) if is_awaitable(each)]
         return _gathered_list(completed, pending) if pending else completed
 
@@ -427,35 +433,71 @@ def _execute_object(plan: _Object, source: Any, path: Path | None, run: Executio
     for name in plan.typename_fields:
         results[name] = plan.type_name
     pending: list[str] = []
-    for field in plan.fields:
-        field_path = Path(path, field.response_name, plan.type_name) if field.needs_path else None
-        info = None
-        try:
-            if field.needs_info:
-                info = run.executor.build_resolve_info(
-                    field.definition,
-                    field.nodes,
-                    field.parent_type,
-                    field_path,  # type: ignore[arg-type]  # set wherever an info is
-                )
-            if field.read is not None:
-                value = field.read(source)
-            else:
-                arguments = field.arguments
-                if arguments is None:
-                    arguments = get_argument_values(
-                        field.definition, field.nodes[0], run.executor.variable_values
-                    )
-                value = field.resolve(source, info, **arguments)
-            completed = field.complete(value, field_path, run, info)
-        except Bail:
-            raise
-        except Exception as error:
-            raise Bail from error
-        results[field.response_name] = completed
-        if is_awaitable(completed):
-            pending.append(field.response_name)
+    try:
+        for field in plan.fields:
+            if _execute_field(field, source, path, run, plan.type_name, results):
+                pending.append(field.response_name)
+    except BaseException:
+        _settle([results[name] for name in pending])
+        raise
     return _gathered_object(results, pending) if pending else results
+
+
+def _execute_field(
+    field: _Field,
+    source: Any,
+    path: Path | None,
+    run: Execution,
+    type_name: str,
+    results: dict[str, Any],
+) -> bool:
+    """Put `field`'s completed value (or an awaitable of it) into `results`; True when it
+    is an awaitable."""
+    field_path = Path(path, field.response_name, type_name) if field.needs_path else None
+    info = None
+    try:
+        if field.needs_info:
+            info = run.executor.build_resolve_info(
+                field.definition,
+                field.nodes,
+                field.parent_type,
+                field_path,  # type: ignore[arg-type]  # set wherever an info is
+            )
+        if field.read is not None:
+            value = field.read(source)
+        else:
+            arguments = field.arguments
+            if arguments is None:
+                arguments = get_argument_values(
+                    field.definition, field.nodes[0], run.executor.variable_values
+                )
+            value = field.resolve(source, info, **arguments)
+        completed = field.complete(value, field_path, run, info)
+    except Bail:
+        raise
+    except Exception as error:
+        raise Bail from error
+    results[field.response_name] = completed
+    return is_awaitable(completed)
+
+
+_settling: set[asyncio.Future[Any]] = set()
+
+
+def _settle(values: list[Any]) -> None:
+    """Let the awaitables an abandoned attempt started run out in the background, as
+    graphql-core settles its own: a resolver's coroutine is not dropped half-begun."""
+    for value in values:
+        if is_awaitable(value):
+            future = asyncio.ensure_future(value)
+            _settling.add(future)
+            future.add_done_callback(_settled)
+
+
+def _settled(future: asyncio.Future[Any]) -> None:
+    _settling.discard(future)
+    if not future.cancelled():
+        future.exception()  # retrieved: the attempt was abandoned, Strawberry reports it
 
 
 async def _gathered_object(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
@@ -467,11 +509,24 @@ async def _gathered_object(results: dict[str, Any], pending: list[str]) -> dict[
 # --- the HTTP side -----------------------------------------------------------------------
 
 
+# How often a plan answered, and why Strawberry answered instead: a deployment whose traffic
+# is mostly "not_compiled" or "bailed" gains nothing here, and /metrics shows it.
+OUTCOMES = Counter(
+    "hub_graphql_compiled_total",
+    "POST /graphql requests by who answered: a compiled plan, or Strawberry and why.",
+    ["service", "outcome"],
+)
+
+
 class CompiledQueries:
     """Plans per (query, operation name), and serving a request with one when it can."""
 
-    def __init__(self, view: HubGraphQL) -> None:
+    def __init__(self, view: HubGraphQL, service: str) -> None:
         self.view = view
+        self.outcomes = {
+            outcome: OUTCOMES.labels(service=service, outcome=outcome)
+            for outcome in ("answered", "not_json", "not_compiled", "bad_token", "bailed")
+        }
         strawberry_schema = view.schema
         self.schema: GraphQLSchema = strawberry_schema._schema  # type: ignore[attr-defined]
         self.default_resolver = strawberry_schema.config.default_resolver
@@ -511,27 +566,35 @@ class CompiledQueries:
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Answer the request with a plan, or return how to read it again (untouched) for
         the normal path."""
-        if scope["method"] != "POST" or not _json_request(scope):
+        if scope["method"] != "POST":
+            return receive
+        if not _json_request(scope):
+            self.outcomes["not_json"].inc()
             return receive
         body, receive = await _buffered(receive)
         request = _graphql_request(body)
         if request is None:
+            self.outcomes["not_json"].inc()
             return receive
         query, variables, operation_name = request
         plan = self.plan(query, operation_name)
         if plan is None:
+            self.outcomes["not_compiled"].inc()
             return receive
         http_request = Request(scope, receive=receive)
         sub_response = await self.view.get_sub_response(http_request)
         context = await self.view.get_context(http_request, sub_response)
         if getattr(context, "auth_error", None) is not None:
+            self.outcomes["bad_token"].inc()
             return receive
         try:
             data = await self.execute(plan, context, variables)
         except Bail:
+            self.outcomes["bailed"].inc()
             return receive
         response = self.view.create_response({"data": data}, sub_response)
         await response(scope, receive, send)
+        self.outcomes["answered"].inc()
         return None
 
     async def execute(self, plan: Plan, context: Any, variables: dict[str, Any] | None) -> Any:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import strawberry
 from common.test_execution import CONFIG, QUERIES, Query
+from prometheus_client import REGISTRY
 from starlette.requests import HTTPConnection
 
 from subgraphs.common.app import HubGraphQL
@@ -261,3 +262,20 @@ async def test_a_bad_token_is_refused_as_before(compiled_answers: list[str]) -> 
     expected = await _post(_view(compiled=False, auth_error=error), {"query": "{ who }"})
     assert await _post(_view(compiled=True, auth_error=error), {"query": "{ who }"}) == expected
     assert b"errors" in expected[2] and compiled_answers == []
+
+
+async def test_metrics_count_who_answered() -> None:
+    def count(outcome: str) -> float:
+        labels = {"service": "unknown", "outcome": outcome}
+        return REGISTRY.get_sample_value("hub_graphql_compiled_total", labels) or 0.0
+
+    before = {outcome: count(outcome) for outcome in ("answered", "not_compiled", "bailed")}
+    view = _view(compiled=True)
+    await _post(view, {"query": "{ who }"})
+    await _post(view, {"query": "mutation { poke }"})
+    await _post(view, {"query": "{ missing }"})
+    assert {outcome: count(outcome) - n for outcome, n in before.items()} == {
+        "answered": 1,
+        "not_compiled": 1,
+        "bailed": 1,
+    }
