@@ -5,19 +5,19 @@
 import { defineConfig, JSONLogWriter, Logger, type GatewayPlugin } from '@graphql-hive/gateway';
 
 import {
-  genericAuthOptions,
   jwtOptions,
   useAuthenticationErrorCodes,
   useCachedPlansForAuthorizedDocuments,
   useNothingLeftToPlan,
   useVerifiedTokenCache,
 } from './plugins/auth.ts';
+import { useAuthorization } from './plugins/authorization.ts';
 import { useBodyLimit } from './plugins/body-limit.ts';
 import { corsOptions, useOriginCheck } from './plugins/cors.ts';
 import { useCostLimit } from './plugins/cost.ts';
 import { useCsrfPrevention } from './plugins/csrf.ts';
 import { maskError } from './plugins/errors.ts';
-import { prometheusOptions } from './plugins/metrics.ts';
+import { usePrometheus } from './plugins/metrics.ts';
 import { operationLimits, useIntrospectionDisabled } from './plugins/operation-limits.ts';
 import { persistedDocuments } from './plugins/persisted-documents.ts';
 import { useRateLimit } from './plugins/rate-limit.ts';
@@ -117,10 +117,11 @@ export const gatewayConfig = defineConfig({
       return authorization ? { authorization } : {};
     },
   },
-  // The router verifies tokens and enforces @authenticated / @requiresScopes (plugins/auth.ts).
+  // The router verifies tokens (plugins/auth.ts) and enforces @authenticated /
+  // @requiresScopes: genericAuth with its verdicts remembered, a plugin below
+  // (plugins/authorization.ts) instead of the `genericAuth` option.
   // REST requests never reach these: the subgraphs verify those themselves (plugins/rest.ts).
   jwt: jwtOptions(settings),
-  genericAuth: genericAuthOptions,
 
   // --- protection -----------------------------------------------------------------------
   // Depth, aliases, tokens and cost are plugins below (operation-limits.ts, cost.ts).
@@ -147,12 +148,16 @@ export const gatewayConfig = defineConfig({
   logging: isDev ? undefined : new Logger({ writers: [new JSONLogWriter()] }),
   requestId: false, // plugins/request-id.ts instead: it validates the client's id
   // Request, operation and per-subgraph durations and error counts at /metrics;
-  // HUB_ROUTER_METRICS=all adds phase timings and more (plugins/metrics.ts).
-  prometheus: prometheusOptions(settings),
+  // HUB_ROUTER_METRICS=all adds phase timings and more: a plugin below (plugins/metrics.ts).
 
   // Order matters for onRequest: the request id first (every refusal carries it), then the
   // refusals that need no parsing, then REST, which ends the request for /api/v1 paths.
-  plugins: () => [
+  plugins: (context) => [
+    // Where the gateway's `genericAuth` and `prometheus` options would put them: authorization
+    // first (every later plugin sees the rewritten operation), then the metrics (which count
+    // its refusals among the operation's errors).
+    useAuthorization(),
+    usePrometheus(settings, context.log),
     useRequestIds(),
     useVerifiedTokenCache(),
     useSubgraphReadiness(settings),

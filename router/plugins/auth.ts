@@ -161,13 +161,6 @@ export function useVerifiedTokenCache(): GatewayPlugin {
   };
 }
 
-export const genericAuthOptions = {
-  mode: 'protect-granular' as const,
-  resolveUserFn: (context: { jwt?: { payload?: Record<string, unknown> } }) =>
-    context.jwt?.payload,
-  rejectUnauthenticated: false,
-};
-
 // When every field of an operation is refused, genericAuth leaves an operation with nothing
 // to select, which the query planner cannot parse ("Unexpected end of input"). Answer such an
 // operation here, with the refusals genericAuth collected, instead of planning it.

@@ -11,6 +11,7 @@ import {
   isCompositeType,
   isListType,
   Kind,
+  type DocumentNode,
   type FragmentDefinitionNode,
   type GraphQLField,
   type GraphQLNamedType,
@@ -85,11 +86,44 @@ export function estimateCost(
   return cost;
 }
 
+// An operation's cost, remembered per parsed document and operation name when it read no
+// variable (no `first`/`last` given by a variable): the same text costs the same every time.
+interface KnownCost {
+  schema: GraphQLSchema;
+  operationName: string;
+  cost: number;
+}
+
 export function useCostLimit(maxCost: number): GatewayPlugin {
+  const known = new WeakMap<DocumentNode, KnownCost>();
+  const refuseOver = (cost: number) => {
+    if (cost > maxCost) {
+      throw graphqlRefusal({
+        status: 400,
+        code: 'COST_LIMIT_EXCEEDED',
+        message: `Operation cost ${cost} exceeds the limit of ${maxCost}.`,
+      });
+    }
+  };
   return {
     onExecute({ args }) {
       const { schema, document, operationName } = args;
-      const variables = (args.variableValues ?? {}) as Variables;
+      const remembered = known.get(document);
+      if (
+        remembered &&
+        remembered.schema === schema &&
+        remembered.operationName === (operationName ?? '')
+      ) {
+        refuseOver(remembered.cost);
+        return;
+      }
+      let readVariables = false;
+      const variables = new Proxy((args.variableValues ?? {}) as Variables, {
+        get(target, name) {
+          readVariables = true;
+          return Reflect.get(target, name);
+        },
+      });
       const fragments: Record<string, FragmentDefinitionNode> = {};
       const operations = [];
       for (const definition of document.definitions) {
@@ -104,13 +138,8 @@ export function useCostLimit(maxCost: number): GatewayPlugin {
       const cost =
         (operation.operation === 'mutation' ? MUTATION_COST : 0) +
         estimateCost(schema, operation.selectionSet, root, fragments, variables);
-      if (cost > maxCost) {
-        throw graphqlRefusal({
-          status: 400,
-          code: 'COST_LIMIT_EXCEEDED',
-          message: `Operation cost ${cost} exceeds the limit of ${maxCost}.`,
-        });
-      }
+      if (!readVariables) known.set(document, { schema, operationName: operationName ?? '', cost });
+      refuseOver(cost);
     },
   };
 }

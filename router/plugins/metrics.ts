@@ -13,7 +13,12 @@
 // computed as requests come), and the deprecated-field counter, which walks every operation
 // against the schema (the supergraph has no deprecated field today). Together they cost about
 // as much router CPU per request as the standard set itself; turn them on to investigate.
-import type { GatewayConfig } from '@graphql-hive/gateway';
+//
+// The plugin is made here rather than through the gateway's `prometheus` option, which would
+// register it ahead of every plugin in gateway.config.ts: it must come after the authorization
+// plugin (plugins/authorization.ts) to count that plugin's refusals among an operation's errors.
+import type { GatewayConfig, GatewayPlugin } from '@graphql-hive/gateway';
+import useMeshPrometheus from '@graphql-mesh/plugin-prometheus';
 
 import type { RouterSettings } from './settings.ts';
 
@@ -43,4 +48,9 @@ export function prometheusOptions(settings: RouterSettings): GatewayConfig['prom
   const off = Object.fromEntries(Object.keys(EXTRA).map((name) => [name, false]));
   const metrics = settings.metrics === 'all' ? { ...STANDARD, ...EXTRA } : { ...STANDARD, ...off };
   return { endpoint: '/metrics', metrics };
+}
+
+/** The gateway's Prometheus plugin, as its `prometheus` option would make it. */
+export function usePrometheus(settings: RouterSettings, log: unknown): GatewayPlugin {
+  return useMeshPrometheus({ ...prometheusOptions(settings), log } as never) as GatewayPlugin;
 }

@@ -28,6 +28,8 @@ async function subgraphState(fetchAPI: { fetch: typeof fetch }, base: string): P
 export function useSubgraphReadiness(settings: RouterSettings): GatewayPlugin {
   return {
     onResponse({ request, response, fetchAPI, setResponse }) {
+      // Every response passes here: a URL is parsed only for one that may be /readiness.
+      if (!request.url.includes(READINESS_PATH)) return;
       if (new URL(request.url, 'http://router').pathname !== READINESS_PATH) return;
       const supergraphLoaded = response.status === 200;
       const names = Object.keys(settings.subgraphUrls);
