@@ -10,14 +10,16 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
 from subgraphs.common.settings import ServiceSettings
+
+T = TypeVar("T")
 
 
 class Namespace:
@@ -41,8 +43,20 @@ class Namespace:
         """
         listener = self.hub.add(self.key(channel))
         try:
-            while (data := await listener.get()) is not None:
-                yield json.loads(data)
+            while (message := await listener.get()) is not None:
+                yield json.loads(message.data)
+        finally:
+            self.hub.discard(listener)
+
+    async def shared(self, channel: str, decode: Callable[[str], T]) -> AsyncIterator[T]:
+        """As `subscribe`, but each message is decoded (`decode(raw text)`) once for every
+        listener of the channel in this process, which all get that same object: it must be
+        treated as read-only. For a fan-out (one user's many open subscriptions) the
+        decoding, done once, is no longer paid per subscriber."""
+        listener = self.hub.add(self.key(channel))
+        try:
+            while (message := await listener.get()) is not None:
+                yield message.decoded(decode)
         finally:
             self.hub.discard(listener)
 
@@ -114,6 +128,26 @@ class SlowSubscriber(Exception):
 _WAKE = object()
 
 
+class Message:
+    """One message as the hub received it, handed to every listener of its channel."""
+
+    __slots__ = ("_decode", "_decoded", "data")
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+        self._decode: Callable[[str], Any] | None = None
+        self._decoded: Any = None
+
+    def decoded(self, decode: Callable[[str], T]) -> T:
+        """`decode(data)`, computed by the first listener that asks and reused by the others
+        (a decoder that raises is not remembered: each listener gets its error)."""
+        if self._decode is not decode:
+            self._decoded = decode(self.data)
+            self._decode = decode
+        result: T = self._decoded
+        return result
+
+
 class Listener:
     def __init__(self, channel: str, size: int) -> None:
         self.channel = channel
@@ -122,10 +156,10 @@ class Listener:
         self.end: BaseException | None = None
         self.ended = False
 
-    def deliver(self, data: str) -> bool:
-        """Queue `data`; False if the queue is full (the hub then ends this listener)."""
+    def deliver(self, message: Message) -> bool:
+        """Queue `message`; False if the queue is full (the hub then ends this listener)."""
         try:
-            self.queue.put_nowait(data)
+            self.queue.put_nowait(message)
         except asyncio.QueueFull:
             return False
         return True
@@ -143,7 +177,7 @@ class Listener:
         with suppress(asyncio.QueueFull):  # a full queue's consumer is not waiting anyway
             self.queue.put_nowait(_WAKE)
 
-    async def get(self) -> str | None:
+    async def get(self) -> Message | None:
         """The next message; None once the hub closed; raises if this listener was ended."""
         await self.ready
         while True:
@@ -152,8 +186,8 @@ class Listener:
                     raise self.end
                 return None
             item = await self.queue.get()
-            if item is not _WAKE:
-                return str(item)
+            if isinstance(item, Message):
+                return item
 
 
 class PubSubHub:
@@ -251,8 +285,9 @@ class PubSubHub:
                     self._dispatch(message["channel"], message["data"])
 
     def _dispatch(self, channel: str, data: str) -> None:
+        message = Message(data)
         for listener in list(self.listeners.get(channel, ())):
-            if not listener.deliver(data):
+            if not listener.deliver(message):
                 log.warning("ending a subscription to %s: %s", channel, SlowSubscriber())
                 self.discard(listener)
                 listener.finish(SlowSubscriber())

@@ -59,7 +59,28 @@ async def bounded_by_token(
     """`source`'s results until it ends, the caller's token expires or its session is revoked."""
     gauge = ACTIVE_SUBSCRIPTIONS.labels(service=service)
     gauge.inc()
+    loop = asyncio.get_running_loop()
     pending: asyncio.Future[Any] | None = None
+    # What the loop below waits on between two results: woken by the next result, by the
+    # expiry timer or by the revocation. One timer for the whole stream and one future per
+    # event (not an `asyncio.wait` with its timer, set and callbacks per event: this runs
+    # for every event of every open subscription).
+    wake: asyncio.Future[None] | None = None
+    ending: str | None = None
+
+    def rouse(_: object = None) -> None:
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def end(reason: str) -> None:
+        nonlocal ending
+        ending = ending or reason
+        rouse()
+
+    def on_revoked(waited: asyncio.Future[Any]) -> None:
+        if not waited.cancelled():
+            end("revoked")
+
     try:
         async with AsyncExitStack() as stack:
             revoked = asyncio.Event()
@@ -67,26 +88,32 @@ async def bounded_by_token(
                 revoked = await stack.enter_async_context(revocations.watch(principal.session_id))
                 raise_if_cancelled()
             revoked_wait = asyncio.ensure_future(revoked.wait())
+            revoked_wait.add_done_callback(on_revoked)
             stack.callback(revoked_wait.cancel)
-            deadline = principal.expires_at if principal is not None else None
+            if principal is not None and principal.expires_at is not None:
+                left = max(0.0, principal.expires_at - time.time())
+                stack.callback(loop.call_later(left, end, "expired").cancel)
             while True:
-                if pending is None:
+                if pending is None and ending is None:
                     pending = asyncio.ensure_future(anext(source))
-                timeout = None if deadline is None else max(0.0, deadline - time.time())
-                done, _ = await asyncio.wait(
-                    {pending, revoked_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if pending in done:
+                    pending.add_done_callback(rouse)
+                if pending is not None and not pending.done() and ending is None:
+                    wake = loop.create_future()
+                    try:
+                        await wake
+                    finally:
+                        wake = None
+                if pending is not None and pending.done():
                     try:
                         result = pending.result()
                     except StopAsyncIteration:
                         return
                     pending = None
                     yield result
-                elif revoked_wait in done:
+                elif ending == "revoked":
                     yield ended(SESSION_REVOKED, "revoked")
                     return
-                else:
+                elif ending == "expired":
                     yield ended(TOKEN_EXPIRED, "expired")
                     return
     finally:

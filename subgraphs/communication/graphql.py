@@ -6,6 +6,7 @@ early; the service functions check again, so a subgraph reached directly is as s
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncGenerator
 from datetime import datetime
@@ -650,9 +651,12 @@ class Subscription:
         caller = require_user(info.context.principal)
         recipient = parse_id(recipient_id, "recipientId") if recipient_id else caller.user_id
         check_reader(caller, recipient)
-        async for event in info.context.redis.subscribe(notifications.inbox_channel(recipient)):
+        # Decoded once per event for all of this process's subscriptions to the recipient's
+        # inbox (one user, many tabs and devices), then resolved for each.
+        channel = notifications.inbox_channel(recipient)
+        async for notification in info.context.redis.shared(channel, _notification_of):
             info.context.clear_loaders()
-            yield Notification.from_model(notifications.from_event(event))
+            yield notification
 
     @strawberry.subscription(
         description="Messages in the caller's conversations (or one of them) from now on."
@@ -665,13 +669,24 @@ class Subscription:
         if only is not None:
             async with info.context.session() as session:
                 await conversations.get_conversation(session, caller, only)
-        async for event in info.context.redis.subscribe(
-            conversations.messages_channel(caller.user_id)
-        ):
-            message = conversations.from_event(event)
-            if only is None or message.conversation_id == only:
+        channel = conversations.messages_channel(caller.user_id)
+        async for in_conversation, message in info.context.redis.shared(channel, _message_of):
+            if only is None or in_conversation == only:
                 info.context.clear_loaders()
-                yield Message.from_model(message)
+                yield message
+
+
+# What the subscriptions make of an announcement on Redis: computed once per event and
+# shared by every subscription that receives it (read-only; see Namespace.shared).
+
+
+def _notification_of(data: str) -> Notification:
+    return Notification.from_model(notifications.from_event(json.loads(data)))
+
+
+def _message_of(data: str) -> tuple[uuid.UUID, Message]:
+    message = conversations.from_event(json.loads(data))
+    return message.conversation_id, Message.from_model(message)
 
 
 schema = federated_schema(

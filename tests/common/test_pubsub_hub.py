@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -200,3 +201,44 @@ async def test_close_ends_open_subscriptions(namespace, admin) -> None:
     await eventually(lambda: _all_ready(namespace, "inbox", 1))
     await namespace.hub.close()
     await asyncio.wait_for(task, 2)  # completed, not cancelled
+
+
+async def test_shared_decodes_each_message_once_for_all_its_listeners(namespace, admin) -> None:
+    decoded: list[str] = []
+
+    def decode(data: str) -> dict[str, Any]:
+        decoded.append(data)
+        return {"decoded": json.loads(data)}
+
+    received: list[list[Any]] = [[] for _ in range(20)]
+
+    async def shared_listen(into: list[Any]) -> None:
+        async for value in namespace.shared("inbox", decode):
+            into.append(value)
+
+    tasks = [asyncio.create_task(shared_listen(r)) for r in received]
+    await eventually(lambda: _all_ready(namespace, "inbox", 20))
+    for n in range(3):
+        await namespace.publish("inbox", {"n": n})
+    await eventually(lambda: _received(received, 3))
+    assert len(decoded) == 3  # not 60
+    assert all(r == [{"decoded": {"n": n}} for n in range(3)] for r in received)
+    assert all(r[0] is received[0][0] for r in received)  # the one object, shared
+    await stop(tasks)
+    assert namespace.hub.listeners == {}
+
+
+async def test_a_failing_decoder_fails_each_listener(namespace, admin) -> None:
+    def decode(data: str) -> Any:
+        raise ValueError("undecodable")
+
+    streams = [namespace.shared("inbox", decode) for _ in range(3)]
+    nexts = [asyncio.ensure_future(anext(s)) for s in streams]
+    await eventually(lambda: _all_ready(namespace, "inbox", 3))
+    await namespace.publish("inbox", {"n": 0})
+    for waiting in nexts:
+        with pytest.raises(ValueError, match="undecodable"):
+            await waiting
+    for stream in streams:
+        await stream.aclose()
+    assert namespace.hub.listeners == {}
