@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import strawberry
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.errors import ServerErrorMiddleware
@@ -108,6 +110,16 @@ class HubGraphQL(GraphQL[Context, None]):
         except HubError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         return UNSET
+
+    def encode_json(self, data: object) -> str:
+        """orjson: a page of 20 documents encodes several times faster than with json.dumps
+        (which took ~5 % of the request); json.dumps still encodes what orjson refuses
+        (integers past 64 bits in a JSON scalar). Text, not bytes: Strawberry sends bytes
+        over a WebSocket as binary frames, which graphql-transport-ws does not allow."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
 
     async def process_result(
         self, request: Request, result: ExecutionResult

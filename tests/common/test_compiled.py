@@ -279,3 +279,12 @@ async def test_metrics_count_who_answered() -> None:
         "not_compiled": 1,
         "bailed": 1,
     }
+
+
+def test_answers_are_encoded_whatever_they_hold() -> None:
+    """orjson for speed; what it refuses (integers past 64 bits in a JSON scalar) still
+    encodes; text, since WebSocket frames must be text."""
+    view = _view(compiled=True)
+    for data in ({"n": 2**70, "s": "ünï ✓"}, {"data": {"n": 1.5, "l": [None, True]}}):
+        encoded = view.encode_json(data)
+        assert isinstance(encoded, str) and json.loads(encoded) == data
