@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=MEASUREMENTS,
         help="run only this measurement (repeatable); the report then names what is missing",
+    )
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="measure nothing: keep the seeded stack up (its URLs, token and pids in"
+        " bench-results/hold.json) until interrupted, to profile it under your own load",
     )
     args = parser.parse_args(argv)
 
@@ -173,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
         )
         pids = _pids(stack)
+        bench.pids = {**pids, "yardstick": yardstick.pid}
         phases["ready"] = round(time.monotonic() - started, 1)
         memory_before = measure.rss_of_processes(pids)
         output = args.output or results_dir / f"{stamp}.json"
@@ -205,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.only:
             measurements = [(name, run) for name, run in measurements if name in args.only]
+        if args.hold:
+            _hold(results_dir / "hold.json", bench, pids)
+            return 0
         for name, run in measurements:
             log(f"measure: {name}")
             run(bench)
@@ -231,6 +242,26 @@ def main(argv: list[str] | None = None) -> int:
         stack.delete_redis_keys()
         if not args.keep:
             drop_databases(backing.postgres_url, stack.database_names.values())
+
+
+def _hold(path: Path, bench: measure.Bench, pids: dict[str, int]) -> None:
+    held = {"urls": bench.urls, "admin_token": bench.admin_token, "pids": pids}
+    held["user_tokens"] = bench.user_tokens
+    held["document_ids"] = bench.seeded.document_ids[:500]
+    path.write_text(json.dumps(held, indent=2) + "\n")
+    log(f"hold: the stack is up ({path}); Ctrl-C or SIGTERM stops it")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _search_vector_sql() -> str:

@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LUA = r"""
@@ -73,6 +73,9 @@ class Result:
     p95_ms: float
     p99_ms: float
     error_samples: tuple[str, ...] = ()
+    # Milliseconds of CPU per request by process (router, a subgraph, postgres, machine):
+    # filled in by the measurement when it watches the processes (cpu.py).
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:

@@ -12,13 +12,14 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from . import load, subscribers
+from .cpu import CpuMeter
 from .dataset import Seeded
 
 SUBGRAPHS = ("identity", "content", "communication", "workflow")
@@ -67,6 +68,8 @@ class Bench:
     subscribers: int
     log: Callable[[str], None] = print
     results: dict[str, Any] = field(default_factory=dict)
+    # Processes whose CPU per request each load reports (router, subgraphs, yardstick).
+    pids: dict[str, int] = field(default_factory=dict)
 
     def gql(self, service: str) -> str:
         return f"{self.urls[service]}/graphql"
@@ -101,6 +104,8 @@ def _wrk(
 ) -> load.Result:
     _check(url, *lines[0])
     requests = load.write_requests(bench.work_dir / f"{name}.requests", lines)
+    meter = CpuMeter(bench.pids)
+    before = meter.snapshot()
     result = load.run(
         url,
         requests,
@@ -108,9 +113,11 @@ def _wrk(
         connections=connections,
         work_dir=bench.work_dir,
     )
+    result = replace(result, cpu_ms=meter.per_request(before, meter.snapshot(), result.requests))
     bench.log(
         f"  {name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms,"
-        f" errors {result.errors}"
+        f" errors {result.errors}; CPU ms per request: "
+        + ", ".join(f"{process} {ms:.2f}" for process, ms in result.cpu_ms.items())
     )
     if result.errors:
         raise RuntimeError(f"{name}: {result.errors} errors under load: {result.error_samples}")
@@ -130,6 +137,14 @@ def _pair(
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def _mean_cpu(results: list[load.Result]) -> dict[str, float]:
+    processes = {process for result in results for process in result.cpu_ms}
+    return {
+        process: round(_mean([result.cpu_ms.get(process, 0.0) for result in results]), 3)
+        for process in sorted(processes)
+    }
 
 
 # --- router overhead ---------------------------------------------------------------------
@@ -153,6 +168,9 @@ def router_overhead(bench: Bench) -> None:
         "ratio": rps_via / rps_direct,
         "target": ">= 0.8",
         "met": rps_via / rps_direct >= 0.8,
+        # Where each request's CPU went ("machine": every process, wrk included).
+        "cpu_ms_via_router": _mean_cpu(via),
+        "cpu_ms_direct": _mean_cpu(direct),
     }
 
 
@@ -196,6 +214,9 @@ def python_efficiency(bench: Bench) -> None:
         "strawberry_floor_rps": rps_f,
         "floor_ratio": rps_f / rps_y,
         "graphql_to_floor": rps_g / rps_f,
+        "cpu_ms_graphql": _mean_cpu(graphql),
+        "cpu_ms_yardstick": _mean_cpu(yardstick),
+        "cpu_ms_floor": _mean_cpu(bare),
     }
 
 
@@ -445,6 +466,30 @@ def subscriptions(bench: Bench) -> None:
         return int(float(found.group(1))) if found else 0
 
     rounds = 3
+    # CPU of communication and the router while the events are published (per frame
+    # delivered, below), and communication's collections in that window.
+    pids = {
+        name: subscribers.pid_listening(int(bench.urls[name].rsplit(":", 1)[1]))
+        for name in ("communication", "router")
+    }
+    cpu: dict[str, float] = {}
+    gc_publishing: dict[str, Any] = {}
+
+    marks: dict[str, GcPauses] = {}
+
+    def on_publish(starting: bool) -> None:
+        for name, pid in pids.items():
+            if pid is not None:
+                seconds = subscribers.cpu_seconds(pid)
+                cpu[name] = seconds if starting else seconds - cpu[name]
+        if starting:
+            bench.log(f"  subscriptions: {bench.subscribers} held, publishing")
+            marks["publishing"] = GcPauses.of(bench.urls["communication"])
+        else:
+            gc_publishing.update(
+                GcPauses.of(bench.urls["communication"]).since(marks["publishing"])
+            )
+
     paused_before = GcPauses.of(bench.urls["communication"])
     routed = asyncio.run(
         subscribers.through_router(
@@ -455,6 +500,7 @@ def subscriptions(bench: Bench) -> None:
             subscribers=bench.subscribers,
             rounds=rounds,
             hold_seconds=min(10.0, bench.seconds),
+            on_publish=on_publish,
         )
     )
     paused = GcPauses.of(bench.urls["communication"]).since(paused_before)
@@ -464,11 +510,18 @@ def subscriptions(bench: Bench) -> None:
         )
     )
     ratio = routed.p99_ms / direct.p99_ms
+    frames = max(1, routed.received)
     bench.log(
         f"  subscriptions: {routed.connected}/{routed.subscribers} held, {routed.errors} errors,"
         f" p99 {routed.p99_ms:.1f} ms vs Redis {direct.p99_ms:.1f} ms;"
         f" communication: {paused['count']:.0f} collections, {paused['ms']:.0f} ms,"
-        f" the longest over {paused['longest_over_ms']:.0f} ms ({paused['ms_by_generation']})"
+        f" the longest over {paused['longest_over_ms']:.0f} ms ({paused['ms_by_generation']});"
+        f" while publishing: {gc_publishing.get('count', 0):.0f} collections,"
+        f" {gc_publishing.get('ms', 0):.0f} ms; CPU per frame"
+        + "".join(f" {name} {1000 * s / frames:.2f} ms," for name, s in cpu.items())
+        + f" harness {routed.harness.get('cpu_ms', 0) / frames:.2f} ms"
+        f" (bare Redis: {direct.harness.get('cpu_ms', 0) / max(1, direct.received):.2f} ms);"
+        f" harness collections {routed.harness.get('gc_count')} / {direct.harness.get('gc_count')}"
     )
     bench.results["subscriptions"] = {
         "router": asdict(routed),
@@ -476,6 +529,15 @@ def subscriptions(bench: Bench) -> None:
         "ratio_p99": ratio,
         # Communication's garbage collections while the subscribers were served.
         "communication_gc": paused,
+        "communication_gc_while_publishing": gc_publishing,
+        # CPU (ms) per frame delivered through the router, while the events were published.
+        "cpu_ms_per_frame": {
+            **{name: round(1000 * seconds / frames, 3) for name, seconds in cpu.items()},
+            "harness": round(routed.harness.get("cpu_ms", 0) / frames, 3),
+            "harness_bare_redis": round(
+                direct.harness.get("cpu_ms", 0) / max(1, direct.received), 3
+            ),
+        },
         "target": "all held without errors; p99 <= 3x Redis",
         "met": routed.errors == 0 and routed.connected == routed.subscribers and ratio <= 3.0,
     }

@@ -13,11 +13,16 @@ router and the subgraph add to an event's trip.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,6 +41,12 @@ class Outcome:
     p50_ms: float
     p99_ms: float
     error_samples: list[str] = field(default_factory=list)  # the first few, verbatim
+    # The harness's own garbage collections and CPU while the events were published: its
+    # pauses delay the frames it times on either path.
+    harness: dict[str, Any] = field(default_factory=dict)
+    # The events whose last frame came latest: [seconds after the first publish, frames,
+    # the slowest frame's ms, the median frame's ms] — a pause shows as several in a row.
+    slowest_events: list[list[float]] = field(default_factory=list)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -43,6 +54,77 @@ def _percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+@contextmanager
+def harness_cost(into: dict[str, Any]) -> Iterator[None]:
+    """This process's CPU and garbage collections (count, ms, the longest) inside the block."""
+    pauses: list[tuple[int, float]] = []
+    started = 0.0
+
+    def timer(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - started))
+
+    cpu = time.process_time()
+    gc.callbacks.append(timer)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(timer)
+        into["cpu_ms"] = round(1000 * (time.process_time() - cpu), 1)
+        into["gc_count"] = len(pauses)
+        into["gc_ms"] = round(1000 * sum(p for _, p in pauses), 1)
+        into["gc_longest_ms"] = round(1000 * max((p for _, p in pauses), default=0.0), 1)
+        into["gc_by_generation"] = [sum(1 for g, _ in pauses if g == n) for n in range(3)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_listening(port: int) -> int | None:
+    """The process listening on a TCP port of this machine, if it can be seen."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def _slowest_events(sent_at: list[int], latencies: list[float]) -> list[list[float]]:
+    by_event: dict[int, list[float]] = {}
+    for sent, latency in zip(sent_at, latencies, strict=True):
+        by_event.setdefault(sent, []).append(latency)
+    if not by_event:
+        return []
+    first = min(by_event)
+    rows = [
+        [round((sent - first) / 1e9, 3), len(v), round(max(v), 1), round(_percentile(v, 50), 1)]
+        for sent, v in by_event.items()
+    ]
+    return sorted(rows, key=lambda row: -row[2])[:8]
 
 
 def _event(recipient: str, sent_ns: int) -> str:
@@ -71,6 +153,8 @@ async def _publish_rounds(
     client: aioredis.Redis, channel_of: dict[str, str], rounds: int, latencies: list[float]
 ) -> int:
     events = 0
+    # Connected before the first event is stamped: its connection set-up is no event's.
+    await client.ping()
     for _ in range(rounds):
         for recipient, channel in channel_of.items():
             await client.publish(channel, _event(recipient, time.perf_counter_ns()))
@@ -89,9 +173,12 @@ async def through_router(
     subscribers: int,
     rounds: int,
     hold_seconds: float,
+    on_publish: Callable[[bool], None] | None = None,  # called before (True) and after
 ) -> Outcome:
     users = list(tokens)
+    harness: dict[str, Any] = {}
     latencies: list[float] = []
+    sent_at: list[int] = []
     samples: list[str] = []
     errors = 0
     connected = 0
@@ -126,11 +213,10 @@ async def through_router(
                 connected += 1
                 if connected == subscribers:
                     ready.set()
-                while not stop.is_set():
-                    try:
-                        raw = await asyncio.wait_for(ws.recv(), 0.5)
-                    except TimeoutError:
-                        continue
+                # Frames as they come, until the harness cancels this task: no timeout per
+                # receive (a task and a timer per subscriber every half second would be
+                # the harness's own load, which the bare-Redis listeners do not carry).
+                async for raw in ws:
                     arrived = time.perf_counter_ns()
                     message = json.loads(raw)
                     if message.get("type") == "ping":
@@ -143,6 +229,11 @@ async def through_router(
                         continue
                     sent = int(message["payload"]["data"]["notificationAdded"]["title"])
                     latencies.append((arrived - sent) / 1e6)
+                    sent_at.append(sent)
+            raise ConnectionError("the router closed the connection")
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
         except Exception as error:  # every failure of a subscriber is counted
             errors += 1
             if len(samples) < 5:
@@ -165,13 +256,25 @@ async def through_router(
             if listening >= connected:
                 break
             await asyncio.sleep(0.1)
-        events = await _publish_rounds(client, channels, rounds, latencies)
+        if on_publish is not None:
+            on_publish(True)
+        with harness_cost(harness):
+            events = await _publish_rounds(client, channels, rounds, latencies)
+            # Every frame in (or a minute gone): the CPU counted is all of theirs.
+            for _ in range(600):
+                if len(latencies) >= rounds * connected:
+                    break
+                await asyncio.sleep(0.1)
+        if on_publish is not None:
+            on_publish(False)
         await asyncio.sleep(hold_seconds)  # held open: none may drop
     finally:
         await client.aclose()
     still_open = sum(1 for t in tasks if not t.done())
     errors += connected - still_open
     stop.set()
+    for task in tasks:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return Outcome(
         subscribers=subscribers,
@@ -181,7 +284,9 @@ async def through_router(
         received=len(latencies),
         p50_ms=_percentile(latencies, 50),
         p99_ms=_percentile(latencies, 99),
+        slowest_events=_slowest_events(sent_at, latencies),
         error_samples=samples,
+        harness=harness,
     )
 
 
@@ -190,6 +295,7 @@ async def direct_redis(
 ) -> Outcome:
     """The same fan-out on plain Redis pub/sub connections."""
     latencies: list[float] = []
+    sent_at: list[int] = []
     prefix = f"hubbench:yardstick:{uuid.uuid4().hex[:6]}:"
     clients = []
     listeners = []
@@ -206,12 +312,15 @@ async def direct_redis(
                 arrived = time.perf_counter_ns()
                 sent = int(json.loads(message["data"])["title"])
                 latencies.append((arrived - sent) / 1e6)
+                sent_at.append(sent)
 
     tasks = [asyncio.create_task(listen(p)) for p in listeners]
     publisher = aioredis.Redis.from_url(redis_url)
+    harness: dict[str, Any] = {}
     try:
         channels = {user: f"{prefix}{user}" for user in users}
-        events = await _publish_rounds(publisher, channels, rounds, latencies)
+        with harness_cost(harness):
+            events = await _publish_rounds(publisher, channels, rounds, latencies)
     finally:
         for task in tasks:
             task.cancel()
@@ -229,4 +338,6 @@ async def direct_redis(
         received=len(latencies),
         p50_ms=_percentile(latencies, 50),
         p99_ms=_percentile(latencies, 99),
+        slowest_events=_slowest_events(sent_at, latencies),
+        harness=harness,
     )
