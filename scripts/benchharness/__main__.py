@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import secrets
@@ -31,6 +32,7 @@ from devstack.ports import free_port
 from devstack.processes import ManagedProcess
 
 from . import dataset, measure, report
+from . import subscribers as subscribers_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         _wait_http(urls["yardstick"] + "/", timeout=30)
         log(f"stack: ready after {time.monotonic() - started:.0f}s")
 
-        tokens = _sign_in(urls["identity"], seeded, 10 if args.quick else 50)
+        subscribers = args.subscribers or (100 if args.quick else 1000)
+        # Enough signed-in members for every subscriber to be one of a user's few devices
+        # (subscribers.DEVICES_PER_USER); each login is a real argon2 check (~0.15 s).
+        members = math.ceil(subscribers / subscribers_module.DEVICES_PER_USER)
+        tokens = _sign_in(urls["identity"], seeded, min(len(seeded.user_ids), 1 + max(members, 10)))
         admin_id = seeded.user_ids[0]
         bench = measure.Bench(
             urls=urls,
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             redis_url=backing.redis_url,
             communication_prefix=stack.env["HUB_COMMUNICATION_REDIS_NAMESPACE"] + ":",
             root=ROOT,
-            subscribers=args.subscribers or (100 if args.quick else 1000),
+            subscribers=subscribers,
             log=log,
         )
         pids = _pids(stack)

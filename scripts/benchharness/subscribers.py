@@ -29,6 +29,9 @@ import redis.asyncio as aioredis
 import websockets
 
 SUBSCRIPTION = "subscription Inbox { notificationAdded { id title } }"
+# Subscribers per signed-in user: a person's open tabs and devices. Each event (a
+# notification for one user) goes to that user's subscribers only.
+DEVICES_PER_USER = 5
 
 
 @dataclass
