@@ -614,15 +614,12 @@ class CompiledQueries:
 
 
 def _json_request(scope: Scope) -> bool:
-    content_type = accept = b""
+    """A JSON body. (The Accept header does not matter: Strawberry answers a query with JSON
+    whatever it says; multipart/mixed, which the router accepts too, is for subscriptions.)"""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            content_type = value
-        elif name == b"accept":
-            accept = value
-    return content_type.split(b";")[0].strip().lower() == b"application/json" and (
-        b"multipart" not in accept
-    )
+            return bool(value.split(b";")[0].strip().lower() == b"application/json")
+    return False
 
 
 def _graphql_request(body: bytes) -> tuple[str, dict[str, Any] | None, str | None] | None:

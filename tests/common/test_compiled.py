@@ -172,13 +172,14 @@ def compiled_answers() -> Iterator[list[str]]:
         CompiledQueries.execute = original  # type: ignore[method-assign]
 
 
-async def _post(view: HubGraphQL, body: Any, content_type: str = "application/json") -> Any:
+async def _post(
+    view: HubGraphQL, body: Any, content_type: str = "application/json", accept: str = "*/*"
+) -> Any:
     transport = httpx.ASGITransport(app=view)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response = await client.post(
-            "/graphql", content=content, headers={"content-type": content_type}
-        )
+        headers = {"content-type": content_type, "accept": accept}
+        response = await client.post("/graphql", content=content, headers=headers)
     return response.status_code, response.headers.get("content-type"), response.content
 
 
@@ -203,6 +204,17 @@ async def test_the_answer_is_strawberrys_own(query: str, compiled_answers: list[
     payload = json.loads(got[2])
     if compiled_answers:  # answered by its plan: only ever a clean answer
         assert "errors" not in payload
+
+
+async def test_what_the_router_asks_is_answered_by_a_plan_as_by_strawberry(
+    compiled_answers: list[str],
+) -> None:
+    """Hive Gateway's subgraph requests accept multipart/mixed too (for subscriptions)."""
+    accept = "application/graphql-response+json, application/json, multipart/mixed"
+    body = _body(ENTITIES)
+    expected = await _post(_view(compiled=False), body, accept=accept)
+    assert await _post(_view(compiled=True), body, accept=accept) == expected
+    assert len(compiled_answers) == 1
 
 
 async def test_plain_queries_are_answered_by_their_plan(compiled_answers: list[str]) -> None:

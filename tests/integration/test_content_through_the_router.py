@@ -303,3 +303,32 @@ async def test_a_200_mb_file_streams_in_and_out_with_flat_memory(router, content
     # Whole-file buffering would add 200 MiB; streaming stays within a few chunks.
     assert upload_memory.growth < 40 * MiB
     assert download_memory.growth < 40 * MiB
+
+
+def _compiled_answers(stack, service: str) -> float:
+    text = httpx.get(f"{stack.urls[service]}/metrics", timeout=30).text
+    prefix = f'hub_graphql_compiled_total{{outcome="answered",service="{service}"}} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+
+
+async def test_the_routers_fetches_are_answered_by_compiled_plans(router, stack) -> None:
+    """What the router asks of a subgraph (a plain query, _entities) takes the compiled path:
+    a plan per document, the same answer (common/compiled.py)."""
+    alice = await sign_up(router)
+    created = await router.post(
+        "/api/v1/documents", json={"title": "Planned"}, headers=alice.headers
+    )
+    id = created.json()["id"]
+    before = {name: _compiled_answers(stack, name) for name in ("content", "identity")}
+    for _ in range(3):
+        data = await execute(
+            router,
+            "query($id: ID!) { document(id: $id) { id title owner { id displayName } } }",
+            {"id": id},
+            alice.headers,
+        )
+        assert data["document"]["title"] == "Planned"
+        assert data["document"]["owner"]["id"] == alice.id
+    # content answered document(id) and identity the owner's _entities, each from a plan
+    assert _compiled_answers(stack, "content") - before["content"] >= 3
+    assert _compiled_answers(stack, "identity") - before["identity"] >= 3
