@@ -17,6 +17,7 @@ import { corsOptions, useOriginCheck } from './plugins/cors.ts';
 import { useCostLimit } from './plugins/cost.ts';
 import { useCsrfPrevention } from './plugins/csrf.ts';
 import { maskError } from './plugins/errors.ts';
+import { withFastLane } from './plugins/fast-lane.ts';
 import { usePrometheus } from './plugins/metrics.ts';
 import { operationLimits, useIntrospectionDisabled } from './plugins/operation-limits.ts';
 import { persistedDocuments } from './plugins/persisted-documents.ts';
@@ -69,6 +70,14 @@ async function loadRouterRuntime() {
 }
 const routerRuntime = await loadRouterRuntime();
 
+// The single-subgraph fast lane (plugins/fast-lane.ts) sits in front of the planner's executor;
+// it learns each document's plan from the runtime itself, through this hook (nothing exposed).
+const lastPlan: { plan?: unknown } = {};
+const queryPlanProbe = routerRuntime.useQueryPlan({
+  expose: false,
+  onQueryPlan: (plan) => void (lastPlan.plan = plan),
+});
+
 // A second stack (tests, containers) runs the subgraphs elsewhere than the routing URLs
 // compose wrote; HUB_<NAME>_URL moves each one (settings.subgraphUrls).
 const locations = Object.fromEntries(
@@ -78,7 +87,12 @@ const locations = Object.fromEntries(
 export const gatewayConfig = defineConfig({
   // A path (not the SDL) so the gateway watches the file and reloads after compose.mjs.
   supergraph: settings.supergraphPath,
-  unifiedGraphHandler: routerRuntime.unifiedGraphHandler,
+  unifiedGraphHandler: withFastLane(
+    routerRuntime.unifiedGraphHandler as never,
+    settings,
+    queryPlanProbe as never,
+    lastPlan,
+  ) as never,
 
   host: settings.host,
   port: settings.port,

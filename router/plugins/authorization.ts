@@ -44,6 +44,13 @@ const extractScopes = defaultExtractScopes;
 // Distinct callers (anonymous, each set of scopes) and operation names remembered per document.
 const MAX_VERDICTS_PER_DOCUMENT = 64;
 
+/**
+ * Requests whose authorization verdict removed nothing: context -> the document that runs
+ * (the parsed one). Only the remembered-verdict path marks a request (never subscriptions nor
+ * documents with @skip/@include); the fast lane (fast-lane.ts) serves only marked requests.
+ */
+export const authorizedUnchanged = new WeakMap<object, DocumentNode>();
+
 interface Verdict {
   schema: GraphQLSchema;
   document: DocumentNode;
@@ -194,7 +201,10 @@ export function useAuthorization(): GatewayPlugin {
     if (verdict && verdict.schema === args.schema) {
       rules.didRun = true;
       args.document = verdict.document;
-      if (!verdict.errors.length) return;
+      if (!verdict.errors.length) {
+        if (verdict.document === original) authorizedUnchanged.set(args.contextValue, original);
+        return;
+      }
       const refusals = addRefusals(verdict.errors.map(copyOf));
       return { onExecuteDone: refusals, onSubscribeResult: refusals };
     }
@@ -217,6 +227,7 @@ export function useAuthorization(): GatewayPlugin {
     if (!known) verdicts.set(original, (known = new Map()));
     if (known.size >= MAX_VERDICTS_PER_DOCUMENT) known.clear();
     known.set(key, { schema: args.schema, document, errors: errors.map(copyOf) });
+    if (!errors.length && document === original) authorizedUnchanged.set(args.contextValue, original);
     return hooks;
   };
 

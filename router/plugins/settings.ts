@@ -35,6 +35,7 @@ export interface RouterSettings {
   trustForwardedFor: boolean;
   persistedDocuments: string | null;
   metrics: 'standard' | 'all';
+  fastLane: boolean; // single-subgraph queries forwarded without the plan executor (fast-lane.ts)
   jwksUrl: string;
   jwtIssuer: string;
   jwtAudience: string;
@@ -139,6 +140,12 @@ export function readSettings(env: Env = process.env): RouterSettings {
     trustForwardedFor: flag(env, 'HUB_ROUTER_TRUST_FORWARDED_FOR', false),
     persistedDocuments: persisted ? resolve(persisted) : null,
     metrics,
+    // With tracing on, the gateway's subgraph spans and trace headers come from the path the
+    // lane skips: the lane stays off.
+    fastLane:
+      flag(env, 'HUB_ROUTER_FAST_LANE', true) &&
+      !env.OTEL_EXPORTER_OTLP_ENDPOINT &&
+      !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     // The same variables the Python services read (subgraphs/common/settings.py).
     jwksUrl: env.HUB_JWKS_URL || `${subgraphUrls.identity}/.well-known/jwks.json`,
     jwtIssuer: env.HUB_JWT_ISSUER || 'hub-identity',

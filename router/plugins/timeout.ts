@@ -39,11 +39,18 @@ export function subgraphTimeoutError(subgraphName: string, ms: number): GraphQLE
   });
 }
 
+/**
+ * Requests whose deadline the fast lane (fast-lane.ts) already used up waiting for the
+ * subgraph: the normal path it falls back to times out at once, with the same error.
+ */
+export const deadlineSpent = new WeakSet<object>();
+
 export function useSubgraphTimeout(ms: number): GatewayPlugin {
   return {
     onSubgraphExecute({ subgraphName, executionRequest, setExecutor, executor }) {
       if (executionRequest.operationType === 'subscription') return;
       setExecutor(function timedExecutor(request) {
+        const spent = request.context != null && deadlineSpent.has(request.context as object);
         const controller = new AbortController();
         const deadline: Deadline = {
           signal: controller.signal,
@@ -62,7 +69,7 @@ export function useSubgraphTimeout(ms: number): GatewayPlugin {
             controller.abort(error); // the HTTP request (or a streamed response) stops here
             for (const cleanup of deadline.cleanups.splice(0)) cleanup();
             reject(error);
-          }, ms);
+          }, spent ? 0 : ms);
         });
         timedOut.catch(() => {}); // only ever awaited through the race below
         let result;

@@ -1,0 +1,473 @@
+// The single-subgraph fast lane (HUB_ROUTER_FAST_LANE, on by default).
+//
+// A query whose plan is one fetch to one subgraph, asking exactly what the client asked, is
+// sent to that subgraph by a plain HTTP request, and the subgraph's `data` is the result. This
+// skips what the gateway spends on such a query besides the checks: the plan executor, the
+// subgraph-execution hook chain (batching, transport, @whatwg-node fetch and its hooks) and
+// the projection of the answer onto the client's operation.
+//
+// Where: the executor of the unified graph (the Rust planner's runtime), wrapped. That is the
+// last step of Yoga's execute: every request-level check (CORS, CSRF, rate limit, body limit,
+// request id, JWT) and every operation-level one (parse, validation and introspection,
+// authorization, depth/aliases/tokens, cost, persisted documents) has run before it, and the
+// result goes through the same onExecuteDone hooks, result processing and serialization as
+// any other (metrics, refusal codes, response headers). Nothing but the execution differs.
+//
+// When (each checked, else the normal executor runs, unchanged):
+// - a query (not a mutation or subscription), on a request that is not multipart and does not
+//   ask for the query plan (x-hub-query-plan, development);
+// - its authorization verdict removed nothing (plugins/authorization.ts marks the request);
+// - the document has one operation of plain fields: no fragments, no directives, no
+//   introspection or __typename, no response key selected twice;
+// - the plan the gateway itself made for this document (learnt from its first, normal run,
+//   through the runtime's useQueryPlan hook) is a single Fetch with no requires and no
+//   rewrites, whose operation selects exactly the client's selection (printed and compared);
+// - every object type selected is accessible and every enum selected has no inaccessible
+//   value (the projection would turn those into null);
+// - the variables coerce against the supergraph as in the normal path (the same values are
+//   sent: coerced, only those the fetch uses).
+// The subgraph's answer is used only when it is a 200 JSON body with `data` and no `errors`,
+// every selected field is present, no other key is, and every enum value is one the
+// supergraph knows: then the normal path's projection would return the same data, key for key.
+// Otherwise the operation runs through the normal path: a query has no side effects, so asking
+// the subgraph again is safe. A subgraph that does not answer within the timeout makes the
+// normal path time out at once (plugins/timeout.ts), so the client gets the same
+// SUBGRAPH_TIMEOUT error after the same time.
+//
+// The subgraph request carries what the normal path's does: the same JSON body, Accept and
+// Content-Type, the client's Authorization header and the request id. The gateway's subgraph
+// and fetch duration histograms are observed as the normal path observes them;
+// hub_router_fast_lane_total{outcome} counts what the lane did.
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+
+import {
+  getNamedType,
+  getOperationAST,
+  getVariableValues,
+  isEnumType,
+  isInterfaceType,
+  isObjectType,
+  Kind,
+  parse,
+  print,
+  type DocumentNode,
+  type GraphQLEnumType,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+} from 'graphql';
+import { Counter, register, type Histogram } from 'prom-client';
+
+import { authorizedUnchanged } from './authorization.ts';
+import { requestIdOf } from './request-id.ts';
+import { deadlineSpent } from './timeout.ts';
+import type { RouterSettings } from './settings.ts';
+
+const ACCEPT = 'application/graphql-response+json, application/json, multipart/mixed';
+
+type ExecutionRequest = {
+  document: DocumentNode;
+  variables?: Record<string, unknown>;
+  operationName?: string;
+  context?: Record<string, unknown>;
+  signal?: AbortSignal;
+  [key: string]: unknown;
+};
+type Executor = (request: ExecutionRequest) => unknown;
+interface Handler {
+  unifiedGraph: GraphQLSchema;
+  executor: Executor;
+  overrideLabels?: Set<string> | string[];
+  [key: string]: unknown;
+}
+type HandlerFactory = (opts: any) => Handler | Promise<Handler>;
+interface QueryPlanProbe {
+  onExecute(payload: { context: unknown; args: { document: DocumentNode } }): {
+    onExecuteDone(payload: { result: unknown; setResult(result: unknown): void }): void;
+  };
+}
+
+/** What the response of a lane's selection must look like (checked on every answer). */
+interface Shape {
+  fields: { key: string; enumType?: GraphQLEnumType; below?: Shape }[];
+}
+
+interface Lane {
+  subgraph: string;
+  url: string;
+  query: string;
+  operationName?: string;
+  variableUsages: string[];
+  operation: OperationDefinitionNode;
+  shape: Shape;
+}
+
+const NOT_ELIGIBLE = null;
+type Decision = Lane | typeof NOT_ELIGIBLE | 'learning';
+
+let outcomes: Counter<'outcome'> | undefined;
+function count(outcome: string) {
+  outcomes ??=
+    (register.getSingleMetric('hub_router_fast_lane_total') as Counter<'outcome'> | undefined) ??
+    new Counter({
+      name: 'hub_router_fast_lane_total',
+      help: 'Single-subgraph queries the fast lane served, or handed back to the normal path (by reason)',
+      labelNames: ['outcome'],
+    });
+  outcomes.inc({ outcome });
+}
+
+function histogram(name: string): Histogram<string> | undefined {
+  return register.getSingleMetric(name) as Histogram<string> | undefined;
+}
+
+function isInaccessible(node: { astNode?: { directives?: readonly { name: { value: string } }[] } | null }) {
+  return !!node.astNode?.directives?.some((d) => d.name.value === 'inaccessible');
+}
+
+/** The selection's shape, or null when it has anything but plain, distinct fields. */
+function shapeOf(selectionSet: SelectionSetNode, parent: GraphQLNamedType): Shape | null {
+  if (!isObjectType(parent) && !isInterfaceType(parent)) return null;
+  if (isObjectType(parent) && isInaccessible(parent)) return null;
+  const fields: Shape['fields'] = [];
+  const keys = new Set<string>();
+  for (const selection of selectionSet.selections) {
+    if (selection.kind !== Kind.FIELD || selection.directives?.length) return null;
+    const name = selection.name.value;
+    if (name.startsWith('__')) return null;
+    const field = parent.getFields()[name];
+    if (!field) return null;
+    const key = selection.alias?.value ?? name;
+    if (keys.has(key)) return null;
+    keys.add(key);
+    const type = getNamedType(field.type);
+    if (selection.selectionSet) {
+      const below = shapeOf(selection.selectionSet, type);
+      if (!below) return null;
+      fields.push({ key, below });
+    } else if (isEnumType(type)) {
+      if (type.getValues().some(isInaccessible)) return null;
+      fields.push({ key, enumType: type });
+    } else {
+      fields.push({ key });
+    }
+  }
+  return { fields };
+}
+
+/** Whether a subgraph's data is exactly what the projection onto `shape` would return. */
+function conforms(value: unknown, shape: Shape): boolean {
+  if (value === null) return true;
+  if (Array.isArray(value)) return value.every((item) => conforms(item, shape));
+  if (typeof value !== 'object') return false;
+  const object = value as Record<string, unknown>;
+  let n = 0;
+  for (const key in object) {
+    n++;
+    if (key === '__typename') return false; // an entity representation: projected by type
+  }
+  if (n !== shape.fields.length) return false;
+  for (const field of shape.fields) {
+    const v = object[field.key];
+    if (v === undefined) return false;
+    if (field.below) {
+      if (!conforms(v, field.below)) return false;
+    } else if (field.enumType && !enumConforms(v, field.enumType)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function enumConforms(value: unknown, type: GraphQLEnumType): boolean {
+  if (value === null) return true;
+  if (Array.isArray(value)) return value.every((item) => enumConforms(item, type));
+  return typeof value === 'string' && type.getValue(value) != null;
+}
+
+function hasDirectives(operation: OperationDefinitionNode): boolean {
+  return !!operation.directives?.length || !!operation.variableDefinitions?.some((v) => v.directives?.length);
+}
+
+/** The lane for a document and the plan the gateway made for it, or null. */
+function laneFor(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  plan: any,
+  schema: GraphQLSchema,
+  urls: Record<string, string>,
+): Lane | null {
+  const node = plan?.node;
+  if (!node || node.kind !== 'Fetch') return null;
+  const known = new Set([
+    'kind', 'serviceName', 'operation', 'operationName', 'operationKind', 'variableUsages',
+    'requires', 'inputRewrites', 'outputRewrites', 'id', 'operationDocumentKind', 'hasDefers',
+    'authorization', 'contextRewrites',
+  ]);
+  for (const key of Object.keys(node)) {
+    if (!known.has(key)) return null; // something this lane does not know how to reproduce
+  }
+  if (node.requires || node.inputRewrites?.length || node.outputRewrites?.length || node.contextRewrites?.length) return null;
+  if (node.operationKind && node.operationKind !== 'query') return null;
+  const base = urls[node.serviceName];
+  if (!base || typeof node.operation !== 'string') return null;
+  let fetched: OperationDefinitionNode | null | undefined;
+  try {
+    fetched = getOperationAST(parse(node.operation, { noLocation: true }), node.operationName);
+  } catch {
+    return null;
+  }
+  if (!fetched || fetched.operation !== 'query' || hasDirectives(fetched)) return null;
+  if (print(fetched.selectionSet) !== print(operation.selectionSet)) return null;
+  const root = schema.getQueryType();
+  const shape = root && shapeOf(operation.selectionSet, root);
+  if (!shape) return null;
+  return {
+    subgraph: node.serviceName,
+    url: `${base}/graphql`,
+    query: node.operation,
+    operationName: node.operationName || undefined,
+    variableUsages: Array.isArray(node.variableUsages) ? node.variableUsages : [],
+    operation,
+    shape,
+  };
+}
+
+interface Answer {
+  status: number;
+  statusText: string;
+  body?: string;
+  timedOut?: boolean;
+  failed?: boolean;
+}
+
+function post(agent: Agent, url: string, headers: Record<string, string>, body: string, ms: number, signal?: AbortSignal): Promise<Answer> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (answer: Answer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(answer);
+    };
+    const req = httpRequest(url, { method: 'POST', headers, agent }, (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        finish({
+          status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? '',
+          // A compressed or non-JSON answer is left to the normal path.
+          body:
+            !res.headers['content-encoding'] && /json/i.test(res.headers['content-type'] ?? '')
+              ? Buffer.concat(chunks).toString('utf8')
+              : undefined,
+        }),
+      );
+      res.on('error', () => finish({ status: 0, statusText: '', failed: true }));
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      finish({ status: 0, statusText: '', timedOut: true });
+    }, ms);
+    const onAbort = () => {
+      req.destroy();
+      finish({ status: 0, statusText: '', failed: true });
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', () => finish({ status: 0, statusText: '', failed: true }));
+    req.end(body);
+  });
+}
+
+/**
+ * The Rust planner's handler with the fast lane in front of its executor. `probe` is the
+ * runtime's useQueryPlan plugin (expose: false), whose onQueryPlan puts the plan the gateway
+ * made for a request into `lastPlan`.
+ */
+export function withFastLane(
+  factory: HandlerFactory,
+  settings: RouterSettings,
+  probe: QueryPlanProbe,
+  lastPlan: { plan?: unknown },
+): HandlerFactory {
+  if (!settings.fastLane) return factory;
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  return async (opts) => {
+    const handler = await factory(opts);
+    const inner = handler.executor;
+    const schema = handler.unifiedGraph;
+    const labels = handler.overrideLabels;
+    // Progressive override makes the plan depend on the request: no lane at all.
+    const overrides = labels && (Array.isArray(labels) ? labels.length : labels.size);
+    if (overrides) return handler;
+    const decisions = new WeakMap<DocumentNode, Map<string, Decision>>();
+
+    const learn = (request: ExecutionRequest, operation: OperationDefinitionNode, known: Map<string, Decision>, key: string) => {
+      known.set(key, 'learning');
+      let result: unknown;
+      try {
+        result = inner(request);
+      } catch (error) {
+        known.delete(key);
+        throw error;
+      }
+      // The plan the runtime just used for this request (set synchronously by the probe).
+      const decide = () => {
+        let lane: Lane | null = NOT_ELIGIBLE;
+        try {
+          lastPlan.plan = undefined;
+          probe.onExecute({ context: request.context, args: { document: request.document } }).onExecuteDone({
+            result: {},
+            setResult() {},
+          });
+          const plan = lastPlan.plan;
+          if (plan) lane = laneFor(request.document, operation, plan, schema, settings.subgraphUrls);
+        } catch {
+          lane = NOT_ELIGIBLE;
+        } finally {
+          lastPlan.plan = undefined;
+        }
+        known.set(key, lane);
+      };
+      if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+        return (result as Promise<unknown>).then(
+          (value) => {
+            decide();
+            return value;
+          },
+          (error) => {
+            known.delete(key);
+            throw error;
+          },
+        );
+      }
+      decide();
+      return result;
+    };
+
+    const executor: Executor = (request) => {
+      const context = request.context;
+      const document = request.document;
+      const clientRequest = context?.request as Request | undefined;
+      if (!context || !clientRequest || authorizedUnchanged.get(context) !== document) return inner(request);
+      const headers = clientRequest.headers;
+      if (headers.get('x-hub-query-plan') || /multipart/i.test(headers.get('content-type') ?? '')) {
+        return inner(request);
+      }
+      const key = request.operationName ?? '';
+      let known = decisions.get(document);
+      const decision = known?.get(key);
+      if (decision === NOT_ELIGIBLE || decision === 'learning') return inner(request);
+      if (decision === undefined) {
+        const operation = getOperationAST(document, request.operationName);
+        const plain =
+          operation &&
+          operation.operation === 'query' &&
+          document.definitions.length === 1 &&
+          !hasDirectives(operation) &&
+          schema.getQueryType() &&
+          shapeOf(operation.selectionSet, schema.getQueryType()!);
+        if (!known) decisions.set(document, (known = new Map()));
+        if (known.size > 16) known.clear();
+        if (!plain || !operation) {
+          known.set(key, NOT_ELIGIBLE);
+          return inner(request);
+        }
+        return learn(request, operation, known, key);
+      }
+      let answer: Promise<Record<string, unknown> | undefined>;
+      try {
+        answer = runLane(decision, request);
+      } catch {
+        count('fallback_internal'); // anything unexpected: the normal path, as always
+        return inner(request);
+      }
+      return answer.then(
+        (result) => result ?? inner(request),
+        () => {
+          count('fallback_internal');
+          return inner(request);
+        },
+      );
+    };
+
+    // The lane's answer, or undefined: the normal path answers (the caller runs it).
+    const runLane = (lane: Lane, request: ExecutionRequest): Promise<Record<string, unknown> | undefined> => {
+      const context = request.context!;
+      const httpReq = context.request as Request;
+      // The variables as the normal path coerces them; an error there is the normal path's to report.
+      const coerced = getVariableValues(schema, lane.operation.variableDefinitions ?? [], request.variables ?? {});
+      if (coerced.errors?.length || !coerced.coerced) {
+        count('fallback_variables');
+        return Promise.resolve(undefined);
+      }
+      let variables: Record<string, unknown> | undefined;
+      for (const name of lane.variableUsages) {
+        if (name in coerced.coerced) (variables ??= {})[name] = coerced.coerced[name];
+      }
+      const body = JSON.stringify({ query: lane.query, variables, operationName: lane.operationName });
+      const headers: Record<string, string> = {
+        accept: ACCEPT,
+        'user-agent': 'node', // what the gateway's fetch sends; no accept-encoding: a plain answer
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+      };
+      const authorization = httpReq.headers.get('authorization');
+      if (authorization) headers.authorization = authorization;
+      const id = requestIdOf(httpReq);
+      if (id) headers['x-request-id'] = id;
+      const start = Date.now();
+      return post(agent, lane.url, headers, body, settings.subgraphTimeoutMs, request.signal).then((answer) => {
+        const seconds = (Date.now() - start) / 1000;
+        if (answer.timedOut) {
+          count('fallback_timeout');
+          deadlineSpent.add(context); // the normal path answers SUBGRAPH_TIMEOUT at once
+          return undefined;
+        }
+        if (answer.failed) {
+          count('fallback_unreachable');
+          return undefined;
+        }
+        histogram('graphql_gateway_fetch_duration')?.observe(
+          { url: lane.url, method: 'POST', statusCode: answer.status, statusText: answer.statusText },
+          seconds,
+        );
+        let parsed: any;
+        if (answer.status === 200 && answer.body !== undefined) {
+          try {
+            parsed = JSON.parse(answer.body);
+          } catch {
+            parsed = undefined;
+          }
+        }
+        const data = parsed?.data;
+        if (
+          !parsed ||
+          typeof parsed !== 'object' ||
+          parsed.errors !== undefined ||
+          !data ||
+          typeof data !== 'object' ||
+          Array.isArray(data) ||
+          !conforms(data, lane.shape)
+        ) {
+          // Not a plain answer (an error, a status other than 200, anything unexpected): the
+          // normal path asks again and reports it as it always does. Queries have no side
+          // effects, so the second request is harmless.
+          count(answer.status !== 200 ? 'fallback_status' : parsed?.errors !== undefined ? 'fallback_errors' : 'fallback_shape');
+          return undefined;
+        }
+        histogram('graphql_gateway_subgraph_execute_duration')?.observe(
+          { subgraphName: lane.subgraph, operationName: lane.operationName || 'Anonymous', operationType: 'query' },
+          seconds,
+        );
+        count('served');
+        return { data };
+      });
+    };
+
+    return { ...handler, executor };
+  };
+}
