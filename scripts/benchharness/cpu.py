@@ -36,6 +36,11 @@ def _seconds(pids: list[int]) -> float:
     return total / _TICKS
 
 
+def process_seconds(pid: int) -> float:
+    """CPU seconds a process and its children have used so far."""
+    return _seconds(_tree(pid))
+
+
 def _named(prefix: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

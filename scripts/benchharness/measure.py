@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from . import load, subscribers
-from .cpu import CpuMeter
+from .cpu import CpuMeter, process_seconds
 from .dataset import Seeded
 
 SUBGRAPHS = ("identity", "content", "communication", "workflow")
@@ -468,10 +468,7 @@ def subscriptions(bench: Bench) -> None:
     rounds = 3
     # CPU of communication and the router while the events are published (per frame
     # delivered, below), and communication's collections in that window.
-    pids = {
-        name: subscribers.pid_listening(int(bench.urls[name].rsplit(":", 1)[1]))
-        for name in ("communication", "router")
-    }
+    pids = {name: bench.pids.get(name) for name in ("communication", "router")}
     cpu: dict[str, float] = {}
     gc_publishing: dict[str, Any] = {}
 
@@ -480,7 +477,7 @@ def subscriptions(bench: Bench) -> None:
     def on_publish(starting: bool) -> None:
         for name, pid in pids.items():
             if pid is not None:
-                seconds = subscribers.cpu_seconds(pid)
+                seconds = process_seconds(pid)
                 cpu[name] = seconds if starting else seconds - cpu[name]
         if starting:
             bench.log(f"  subscriptions: {bench.subscribers} held, publishing")

@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -83,37 +81,6 @@ def harness_cost(into: dict[str, Any]) -> Iterator[None]:
         into["gc_ms"] = round(1000 * sum(p for _, p in pauses), 1)
         into["gc_longest_ms"] = round(1000 * max((p for _, p in pauses), default=0.0), 1)
         into["gc_by_generation"] = [sum(1 for g, _ in pauses if g == n) for n in range(3)]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pid_listening(port: int) -> int | None:
-    """The process listening on a TCP port of this machine, if it can be seen."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(cols[9])
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            for fd in (proc / "fd").iterdir():
-                link = os.readlink(fd)
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return int(proc.name)
-        except OSError:
-            continue
-    return None
 
 
 def _slowest_events(sent_at: list[int], latencies: list[float]) -> list[list[float]]:
