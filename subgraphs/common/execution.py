@@ -71,13 +71,17 @@ def _plain_object(output_type: GraphQLOutputType) -> GraphQLObjectType | None:
 
 
 def reader_of(field: GraphQLField, default_resolver: Any) -> Callable[[Any], Any] | None:
-    """How to read a basic field from its source, or None if it is not one. Strawberry
-    marks the resolver of its basic fields, which ignores `info`."""
+    """How to read a basic field from its source, or None if it is not one: no resolver,
+    no arguments, no extension or permission class (Strawberry also marks the resolver of
+    a field with permission classes but no resolver `_is_default`: reading the attribute
+    would skip its checks)."""
     resolve = field.resolve
     if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
         return None
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if default_resolver is getattr and isinstance(definition, StrawberryField):
+    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+        return None
+    if default_resolver is getattr:
         return attrgetter(definition.python_name)
     return lambda source: resolve(source, None)
 

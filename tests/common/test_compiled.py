@@ -14,6 +14,7 @@ import strawberry
 from common.test_execution import CONFIG, QUERIES, Query
 from prometheus_client import REGISTRY
 from starlette.requests import HTTPConnection
+from strawberry.permission import BasePermission
 
 from subgraphs.common.app import HubGraphQL
 from subgraphs.common.compiled import CompiledQueries
@@ -61,8 +62,26 @@ class Product:
         return None if id == "gone" else Product(id=id, name=f"product {id}")
 
 
+class Nobody(BasePermission):
+    message = "nobody may read this"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
+
+
+@strawberry.type
+class Vault:
+    # A field without a resolver but with a permission class is no attribute read.
+    secret: str = strawberry.field(default="s3cret", permission_classes=[Nobody])
+    label: str = "vault"
+
+
 @strawberry.type
 class Extra(Query):
+    @strawberry.field
+    def vault(self) -> Vault:
+        return Vault()
+
     @strawberry.field
     def pets(self) -> list[Pet | None]:
         return PETS
@@ -105,14 +124,19 @@ class Mutation:
         return 1
 
 
-SCHEMA = strawberry.federation.Schema(
-    query=Extra,
-    mutation=Mutation,
-    types=[Product],
-    config=CONFIG,
-    extensions=[RejectBadTokens, ErrorCodes],
-    execution_context_class=HubExecutionContext,
-)
+def _schema(**options: Any) -> strawberry.federation.Schema:
+    return strawberry.federation.Schema(
+        query=Extra,
+        mutation=Mutation,
+        types=[Product],
+        config=CONFIG,
+        extensions=[RejectBadTokens, ErrorCodes],
+        **options,
+    )
+
+
+SCHEMA = _schema(execution_context_class=HubExecutionContext)  # as the subgraphs' own
+REFERENCE = _schema()  # Strawberry and graphql-core as they come: what every answer must be
 
 EXTRA_QUERIES = [
     "{ who }",
@@ -133,6 +157,8 @@ EXTRA_QUERIES = [
     "{ oddPet { ... on Cat { lives } } }",
     "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { id name } } }",
     "{ _service { sdl } }",
+    "{ vault { label secret } }",
+    "{ vault { label } }",
 ]
 VARIABLES: dict[str, Any] = {
     "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }": {
@@ -151,7 +177,8 @@ def _view(compiled: bool, auth_error: Exception | None = None) -> HubGraphQL:
     async def context(_: HTTPConnection) -> Any:
         return FakeContext(auth_error)
 
-    return HubGraphQL(SCHEMA, context_getter=context, compiled_queries=compiled)
+    schema = SCHEMA if compiled else REFERENCE
+    return HubGraphQL(schema, context_getter=context, compiled_queries=compiled)
 
 
 @pytest.fixture
@@ -242,6 +269,7 @@ async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> No
         "query($s: Boolean!) { items { id title @skip(if: $s) } }",
         "query($n: Int!) { items(first: $n) { id } }",  # refused variables
         "{ oddPet { ... on Cat { lives } } }",  # a value of no possible type
+        "{ vault { secret } }",  # a permission class refuses it
     ):
         await _post(_view(compiled=True), {"query": query, "variables": {"s": True, "n": "x"}})
     broken = {"r": [{"__typename": "Product", "id": "broken"}]}
@@ -300,3 +328,10 @@ def test_answers_are_encoded_whatever_they_hold() -> None:
     for data in ({"n": 2**70, "s": "ünï ✓"}, {"data": {"n": 1.5, "l": [None, True]}}):
         encoded = view.encode_json(data)
         assert isinstance(encoded, str) and json.loads(encoded) == data
+
+
+async def test_a_permission_class_is_never_skipped() -> None:
+    status, _, body = await _post(_view(compiled=True), {"query": "{ vault { label secret } }"})
+    answer = json.loads(body)
+    assert status == 200 and b"s3cret" not in body
+    assert answer["errors"][0]["message"] == "nobody may read this"
