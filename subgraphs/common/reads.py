@@ -20,6 +20,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy import ARRAY, Select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -76,7 +77,7 @@ def _sql_and_arguments(
     stmt: Select[*tuple[Any, ...]], params: dict[str, Any] | None
 ) -> tuple[str, list[Any], _Prepared]:
     cache_key = stmt._generate_cache_key()
-    if cache_key is None:  # a construct that cannot be cached: compile it this once
+    if cache_key is None:  # a construct SQLAlchemy cannot cache: the session runs it
         raise _NotCacheable
     prepared = _prepare(stmt, cache_key)
     compiled = prepared.compiled
@@ -132,6 +133,12 @@ async def fetch_rows(
         driver = record.driver_connection
         assert driver is not None
         records = await driver.fetch(sql, *arguments)
+    except BaseException as error:
+        # PostgreSQL refusing the statement leaves the connection usable; anything else (the
+        # server gone, a cancellation mid-protocol) may not: it is not handed out again.
+        if not isinstance(error, asyncpg.PostgresError):
+            await greenlet_spawn(record.invalidate, error)
+        raise
     finally:
         await greenlet_spawn(record.close)
     make_row, processors = prepared.make_row, prepared.processors

@@ -6,16 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from conftest import count_statements
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from subgraphs.common.auth import Principal
 from subgraphs.common.errors import BadInput
 from subgraphs.common.reads import fetch_rows, is_reader
 from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
 from subgraphs.content.service.documents import DOCUMENT_FIELDS, DocumentFilter
-from subgraphs.content.service.sql import any_of
+from subgraphs.content.service.sql import any_of_parameter
 
 ORGANIZATION = uuid.uuid4()
 OWNER = uuid.uuid4()
@@ -69,37 +71,39 @@ async def documents(apps) -> list[uuid.UUID]:
     return [document.id for document in made]
 
 
+IDS = any_of_parameter(Document.id, "ids")  # given when run: {"ids": [...]}
+
+
 def _statements(ids: list[uuid.UUID]):
     for principal in (ADMIN, MEMBER, Principal(user_id=OWNER), None):
         yield (
             DocumentFilter()
             .apply(select(*DOCUMENT_FIELDS), principal)
-            .where(any_of(Document.id, ids))
+            .where(IDS)
             .order_by(Document.created_at)
         )
     yield select(*DOCUMENT_FIELDS).where(Document.id.in_(ids)).order_by(Document.title)
     yield (
         select(Document.status, func.count())
-        .where(any_of(Document.id, ids))
+        .where(Document.id.in_(ids))
         .group_by(Document.status)
         .order_by(Document.status)
     )
     yield (
-        DocumentFilter(tags=("a",), trashed=False)
-        .apply(select(*DOCUMENT_FIELDS), ADMIN)
-        .where(any_of(Document.id, ids))
+        DocumentFilter(tags=("a",), trashed=False).apply(select(*DOCUMENT_FIELDS), ADMIN).where(IDS)
     )
 
 
 async def test_rows_are_the_sessions_own(apps, documents) -> None:
     app = apps["content"]
+    params = {"ids": documents}
     for stmt in _statements(documents):
         async with app.state.sessions() as session:
-            expected = [tuple(row) for row in (await session.execute(stmt)).all()]
-            keys = list((await session.execute(stmt)).keys())
+            expected = [tuple(row) for row in (await session.execute(stmt, params)).all()]
+            keys = list((await session.execute(stmt, params)).keys())
         async with app.state.readers() as reader:
             assert is_reader(reader)
-            rows = await fetch_rows(reader, stmt)
+            rows = await fetch_rows(reader, stmt, params)
         assert [tuple(row) for row in rows] == expected
         assert [list(row._fields) for row in rows] == [keys] * len(rows)
         values = [value for row in rows for value in row]
@@ -107,13 +111,9 @@ async def test_rows_are_the_sessions_own(apps, documents) -> None:
 
 
 async def test_the_member_sees_what_the_access_rules_allow(apps, documents) -> None:
-    stmt = (
-        DocumentFilter()
-        .apply(select(*DOCUMENT_FIELDS), MEMBER)
-        .where(any_of(Document.id, documents))
-    )
+    stmt = DocumentFilter().apply(select(*DOCUMENT_FIELDS), MEMBER).where(IDS)
     async with apps["content"].state.readers() as reader:
-        titles = {row.title for row in await fetch_rows(reader, stmt)}
+        titles = {row.title for row in await fetch_rows(reader, stmt, {"ids": documents})}
     assert titles == {"organization", "shared by role", "shared to the member"}
 
 
@@ -133,8 +133,33 @@ async def test_every_statement_reaches_the_engines_hooks(apps, documents) -> Non
     app = apps["content"]
     with count_statements(app.state.engine) as sql:
         async with app.state.readers() as reader:
-            await fetch_rows(reader, select(Document.id).where(any_of(Document.id, documents)))
+            await fetch_rows(reader, select(Document.id).where(IDS), {"ids": documents})
     assert len(sql.statements) == 1 and "FROM documents" in sql.statements[0]
     async with app.state.readers() as reader:
         with pytest.raises(BadInput, match="NUL"):
             await fetch_rows(reader, select(Document.id).where(Document.title == "a\x00b"))
+
+
+async def test_a_connection_whose_server_went_away_is_not_handed_out_again(apps) -> None:
+    """The request that meets it fails; the pool drops it, as SQLAlchemy's own path would."""
+    app = apps["content"]
+    backend = select(func.pg_backend_pid().label("pid"))
+
+    async def read_pid() -> int:
+        async with app.state.readers() as reader:
+            return (await fetch_rows(reader, backend))[0].pid
+
+    victim = await read_pid()
+    server = make_url(app.state.settings.database_dsn).set(drivername="postgresql")
+    killer = await asyncpg.connect(server.render_as_string(hide_password=False))
+    try:
+        assert await killer.fetchval("SELECT pg_terminate_backend($1)", victim)
+    finally:
+        await killer.close()
+    failures, pids = 0, []
+    for _ in range(2 * (app.state.engine.sync_engine.pool.checkedin() + 2)):
+        try:
+            pids.append(await read_pid())
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            failures += 1
+    assert failures <= 1 and victim not in pids and pids

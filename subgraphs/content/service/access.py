@@ -40,7 +40,7 @@ class Reader:
     statement built for one caller can be kept and reused (building the predicate for a
     member of an organization costs ~0.5 ms; every admin shares one)."""
 
-    user_id: uuid.UUID | None
+    user_id: uuid.UUID
     admin: bool = False
     roles: frozenset[str] = frozenset()
     organizations: frozenset[tuple[uuid.UUID, frozenset[str]]] = frozenset()
@@ -59,7 +59,6 @@ class Reader:
 
     def principal(self) -> Principal:
         """A principal the rules treat exactly as the one this was made of."""
-        assert self.user_id is not None
         return Principal(
             user_id=self.user_id,
             scopes=frozenset({ADMIN_SCOPE}) if self.admin else frozenset(),
@@ -68,7 +67,7 @@ class Reader:
         )
 
 
-ADMIN_READER = Reader(user_id=uuid.UUID(int=0), admin=True)
+ADMIN_READER = Reader(user_id=uuid.UUID(int=0), admin=True)  # the rules read no admin's id
 STATEMENTS_KEPT = 1024  # built statements kept per caller (see `Reader`)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam
@@ -12,20 +10,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 _UUIDS = ARRAY(UUID(as_uuid=True))
 
 
-def any_of(column: Any, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
-    """`column = ANY(:ids)`, the ids (once each) as one array parameter.
+def any_of_parameter(column: Any, name: str) -> ColumnElement[bool]:
+    """`column = ANY(:name)`, the ids given as one array when the statement runs, so that
+    the statement can be built once and kept (see `documents._readable_documents_by_ids`).
 
     An IN list is one parameter per id: another statement text, prepared again, for every
     batch size, and a bind step per id. The primary key and foreign key indexes serve both.
     """
-    condition: ColumnElement[bool] = column == any_(
-        bindparam("ids", list(set(ids)), type_=_UUIDS, unique=True)
-    )
-    return condition
-
-
-def any_of_parameter(column: Any, name: str) -> ColumnElement[bool]:
-    """`column = ANY(:name)`, the ids given when the statement runs: a statement kept for
-    reuse (see `documents._readable_documents_by_ids`)."""
     condition: ColumnElement[bool] = column == any_(bindparam(name, type_=_UUIDS))
     return condition
