@@ -100,6 +100,21 @@ class _NotCacheable(Exception):
     pass
 
 
+# SQLSTATE classes of a connection that is ending: connection exceptions (08) and operator
+# intervention (57: the backend terminated, the server shutting down). They come from
+# PostgreSQL like a refused statement does, but the connection does not survive them.
+_CONNECTION_ENDING = ("08", "57")
+
+
+def _statement_refused(error: BaseException, driver: Any) -> bool:
+    """PostgreSQL refused the statement and the connection can run the next one."""
+    return (
+        isinstance(error, asyncpg.PostgresError)
+        and str(error.sqlstate or "")[:2] not in _CONNECTION_ENDING
+        and not driver.is_closed()
+    )
+
+
 def is_reader(session: AsyncSession) -> bool:
     """A `Context.reader()` session: autocommit, no transaction of its own to see."""
     bind = session.bind
@@ -136,7 +151,7 @@ async def fetch_rows(
     except BaseException as error:
         # PostgreSQL refusing the statement leaves the connection usable; anything else (the
         # server gone, a cancellation mid-protocol) may not: it is not handed out again.
-        if not isinstance(error, asyncpg.PostgresError):
+        if not _statement_refused(error, driver):
             await greenlet_spawn(record.invalidate, error)
         raise
     finally:
