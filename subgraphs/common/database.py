@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from prometheus_client import Counter
 from sqlalchemy import JSON, DateTime, Index, MetaData, String, event, func
 from sqlalchemy.engine import make_url
@@ -92,6 +95,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         # fails its one request; SQLAlchemy then invalidates the whole pool.
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": f"hub-{settings.name}"}},
+        json_deserializer=load_json,
     )
     event.listen(engine.sync_engine, "before_cursor_execute", refuse_nul_characters)
     in_requests = SQL_STATEMENTS.labels(service=settings.name, origin="request")
@@ -102,6 +106,23 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     return engine
+
+
+# An integer of 19 digits or more may not fit in 64 bits.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def load_json(text: str) -> Any:
+    """A jsonb value as Python: with orjson (json.loads took ~4 % of a list of 20 documents,
+    each with its `metadata`), except where orjson would read it differently: integers
+    past 64 bits (orjson makes them floats, losing digits; json.loads keeps them exact)
+    and numbers past a double (orjson refuses them)."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def refuse_nul_characters(
