@@ -6,6 +6,7 @@ import gc
 import io
 import json
 import logging
+import re
 
 import pytest
 from conftest import BY_NAME, client_for
@@ -75,6 +76,19 @@ def test_json_lines_are_one_object_each() -> None:
     assert entry["level"] == "error"
     assert entry["message"] == "failed here"
     assert "ValueError: boom" in entry["exception"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+
+
+def test_json_lines_keep_any_text() -> None:
+    logger, stream = capture(JsonLogFormatter("content"))
+    for text in ("ünïcode ✓ \x00", "lone \ud800 surrogate", 'quote " and \n newline'):
+        logger.info("%s", text)
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == [
+        "ünïcode ✓ \x00",
+        "lone \ud800 surrogate",
+        'quote " and \n newline',
+    ]
 
 
 async def test_the_response_returns_the_request_id(clients) -> None:
