@@ -335,3 +335,12 @@ async def test_a_permission_class_is_never_skipped() -> None:
     answer = json.loads(body)
     assert status == 200 and b"s3cret" not in body
     assert answer["errors"][0]["message"] == "nobody may read this"
+
+
+def test_a_page_of_attribute_reads_is_completed_in_one_plain_pass() -> None:
+    queries = CompiledQueries(_view(compiled=True), "test")
+    page = queries.plan("{ items { id title colour tags owner { id name } } }", None)
+    assert page is not None and page.root.fields[0].plain is not None
+    # A resolver below (shout) needs graphql-core's way: a path, an info, awaitables.
+    with_resolver = queries.plan("{ items { id shout } }", None)
+    assert with_resolver is not None and with_resolver.root.fields[0].plain is None

@@ -3,6 +3,7 @@ its errors are graphql-core's own, while plain fields skip graphql-core's per-fi
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Iterator
 from typing import Any, NewType
@@ -65,6 +66,19 @@ class Item:
         raise ValueError("boom")
 
 
+class Later:
+    """An awaitable that may be awaited again (each schema under test awaits it)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return asyncio.sleep(0, self.value).__await__()
+
+
+ID = strawberry.ID
+
+
 def _item(n: int, **changes: Any) -> Item:
     values: dict[str, Any] = {
         "id": f"item-{n}",
@@ -90,6 +104,12 @@ BROKEN = [
     _item(103, count="many"),  # an Int that is not one
     _item(104, colour="green"),  # not a member of the enum
     _item(105, tags=None),  # null in a non-null list
+    _item(106, id=ValueError("an error as a value")),  # graphql-core reports it
+]
+# Not broken, though no plain value: graphql-core awaits an awaitable wherever it is.
+AWAITED = [
+    _item(107, title=Later("an awaited title"), owner=Later(Owner(id=ID("o"), name="Cy"))),
+    _item(108, tags=[Later("an awaited tag")]),
 ]
 
 
@@ -102,6 +122,10 @@ class Query:
     @strawberry.field
     def loose(self) -> list[Item | None]:
         return [GOOD[0], *BROKEN, GOOD[1]]
+
+    @strawberry.field
+    def awaited(self) -> list[Item]:
+        return AWAITED
 
     @strawberry.field
     def strict(self) -> list[Item]:
@@ -123,9 +147,10 @@ QUERIES = [
     "{ loose { id } strict { id } items(first: 1) { id } }",
     *(
         f"{{ one(broken: {n}) {{ id title picky owner {{ id }} count colour tags }} }}"
-        for n in range(6)
+        for n in range(len(BROKEN))
     ),
     "{ one { id title } loose { title } }",
+    "{ awaited { id title tags owner { id name } } }",
 ]
 
 
