@@ -10,6 +10,7 @@ import {
   useCachedPlansForAuthorizedDocuments,
   useNothingLeftToPlan,
   useVerifiedTokenCache,
+  VerifiedTokens,
 } from './plugins/auth.ts';
 import { useAuthorization } from './plugins/authorization.ts';
 import { useBodyLimit } from './plugins/body-limit.ts';
@@ -17,6 +18,7 @@ import { corsOptions, useOriginCheck } from './plugins/cors.ts';
 import { useCostLimit } from './plugins/cost.ts';
 import { useCsrfPrevention } from './plugins/csrf.ts';
 import { maskError } from './plugins/errors.ts';
+import { useEarlyLane } from './plugins/early-lane.ts';
 import { withFastLane } from './plugins/fast-lane.ts';
 import { usePrometheus } from './plugins/metrics.ts';
 import { operationLimits, useIntrospectionDisabled } from './plugins/operation-limits.ts';
@@ -49,6 +51,8 @@ try {
   throw err;
 }
 const { isDev } = settings;
+// Tokens the JWT plugin verified: skipped on their next requests, and the early lane's caller.
+const verifiedTokens = new VerifiedTokens();
 
 // The gateway's own --hive-router-runtime flag only warns and falls back to the JS planner
 // when the package is missing; Hub must never run on the fallback unnoticed, so load the
@@ -173,7 +177,7 @@ export const gatewayConfig = defineConfig({
     useAuthorization(),
     usePrometheus(settings, context.log),
     useRequestIds(),
-    useVerifiedTokenCache(),
+    useVerifiedTokenCache(verifiedTokens),
     useSubgraphReadiness(settings),
     useRateLimit(settings),
     useOriginCheck(settings),
@@ -199,5 +203,8 @@ export const gatewayConfig = defineConfig({
           }) as GatewayPlugin,
         ]
       : []),
+    // Last: its onRequest runs after every other one (request id, rate limit, origin, body
+    // limit, REST), and it learns from the result every other hook has finished with.
+    useEarlyLane(settings, verifiedTokens),
   ],
 });

@@ -129,34 +129,51 @@ const REMEMBERED_TOKEN_SECONDS = 60;
 const MAX_REMEMBERED_TOKENS = 10_000;
 const BEARER = 'Bearer ';
 
-interface VerifiedJwt {
+export interface VerifiedJwt {
   payload: Record<string, unknown>;
   token: { value: string; prefix?: string };
 }
 
-export function useVerifiedTokenCache(): GatewayPlugin {
-  const verified = new Map<string, { jwt: VerifiedJwt; until: number }>(); // oldest first
+/**
+ * The tokens the JWT plugin verified, by their text, each until it expires (and a minute at
+ * most). One store is shared by the plugin below and the early lane (plugins/early-lane.ts),
+ * which serves only a request whose token is found here, unexpired.
+ */
+export class VerifiedTokens {
+  private readonly verified = new Map<string, { jwt: VerifiedJwt; until: number }>(); // oldest first
+
+  /** The verified token of an `Authorization: Bearer <token>` header, or undefined. */
+  lookup(header: string | null): VerifiedJwt | undefined {
+    if (header === null || !header.startsWith(BEARER)) return undefined;
+    const token = header.slice(BEARER.length);
+    const known = this.verified.get(token);
+    if (!known) return undefined;
+    if (known.until <= Date.now()) {
+      this.verified.delete(token);
+      return undefined;
+    }
+    return known.jwt;
+  }
+
+  /** Remember what the JWT plugin put into a request's context after verifying its token. */
+  remember(jwt: VerifiedJwt | undefined): void {
+    const token = jwt?.token?.value;
+    const exp = jwt?.payload?.exp;
+    if (!token || typeof exp !== 'number' || this.verified.has(token)) return;
+    const until = Math.min(exp * 1000, Date.now() + REMEMBERED_TOKEN_SECONDS * 1000);
+    if (this.verified.size >= MAX_REMEMBERED_TOKENS) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, { jwt: { payload: jwt!.payload, token: jwt!.token }, until });
+  }
+}
+
+export function useVerifiedTokenCache(tokens: VerifiedTokens = new VerifiedTokens()): GatewayPlugin {
   return {
     onRequest({ request, serverContext }) {
-      const header = request.headers.get('authorization');
-      if (!header?.startsWith(BEARER)) return;
-      const token = header.slice(BEARER.length);
-      const known = verified.get(token);
-      if (!known) return;
-      if (known.until <= Date.now()) {
-        verified.delete(token);
-        return;
-      }
-      (serverContext as { jwt?: VerifiedJwt }).jwt = known.jwt;
+      const known = tokens.lookup(request.headers.get('authorization'));
+      if (known) (serverContext as { jwt?: VerifiedJwt }).jwt = known;
     },
     onContextBuilding({ context }) {
-      const jwt = (context as { jwt?: VerifiedJwt }).jwt;
-      const token = jwt?.token?.value;
-      const exp = jwt?.payload?.exp;
-      if (!token || typeof exp !== 'number' || verified.has(token)) return;
-      const until = Math.min(exp * 1000, Date.now() + REMEMBERED_TOKEN_SECONDS * 1000);
-      if (verified.size >= MAX_REMEMBERED_TOKENS) verified.delete(verified.keys().next().value!);
-      verified.set(token, { jwt: { payload: jwt.payload, token: jwt.token }, until });
+      tokens.remember((context as { jwt?: VerifiedJwt }).jwt);
     },
   };
 }

@@ -90,7 +90,7 @@ function hasConditionalSelections(document: DocumentNode): boolean {
 
 /** Who the caller is, as far as @authenticated / @requiresScopes can tell. */
 const callerKeys = new WeakMap<object, string>(); // a remembered token's claims are one object
-function callerKey(user: unknown): string {
+export function callerKey(user: unknown): string {
   if (user == null) return 'anonymous';
   if (typeof user !== 'object') return `scopes:${JSON.stringify(extractScopes(user as never))}`;
   let key = callerKeys.get(user);

@@ -15,7 +15,8 @@ export function tooLarge(limit: number): Refusal {
 }
 
 export function isMultipart(request: Request): boolean {
-  return (request.headers.get('content-type') ?? '').toLowerCase().startsWith('multipart/');
+  const type = request.headers.get('content-type');
+  return type !== null && type.toLowerCase().startsWith('multipart/');
 }
 
 /** The body, read until `limit` bytes at most; null when it is longer. */
@@ -42,7 +43,9 @@ const JSON_TYPES = ['application/json', 'application/graphql+json'];
 
 function isJsonPost(request: Request): boolean {
   if (request.method !== 'POST') return false;
-  const type = request.headers.get('content-type')?.split(',')[0];
+  const header = request.headers.get('content-type');
+  if (header === null) return false;
+  const type = header.split(',')[0];
   return !!type && JSON_TYPES.some((json) => type === json || type.startsWith(`${json};`));
 }
 

@@ -94,8 +94,26 @@ interface KnownCost {
   cost: number;
 }
 
+// Per parsed document (the parser's cache hands the same object for the same text).
+const known = new WeakMap<DocumentNode, KnownCost>();
+
+/**
+ * The cost this plugin computed for a document and operation without reading any variable
+ * (so every request with that text costs the same), or undefined. The early lane
+ * (early-lane.ts) serves only operations whose cost is fixed, and checks it again.
+ */
+export function fixedCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+): number | undefined {
+  const remembered = known.get(document);
+  return remembered && remembered.schema === schema && remembered.operationName === (operationName ?? '')
+    ? remembered.cost
+    : undefined;
+}
+
 export function useCostLimit(maxCost: number): GatewayPlugin {
-  const known = new WeakMap<DocumentNode, KnownCost>();
   const refuseOver = (cost: number) => {
     if (cost > maxCost) {
       throw graphqlRefusal({

@@ -38,7 +38,13 @@
 // Content-Type, the client's Authorization header and the request id. The gateway's subgraph
 // and fetch duration histograms are observed as the normal path observes them;
 // hub_router_fast_lane_total{outcome} counts what the lane did.
-import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+//
+// What it served is recorded per HTTP request (`served`): the early lane (early-lane.ts) learns
+// from it to answer a repeat of that request before GraphQL handling, through `ask` here. A
+// request the early lane already sent to the subgraph and handed on (`earlyTried`) goes the
+// normal path here, as the lane's own fallbacks do.
+import { Agent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { urlToHttpOptions } from 'node:url';
 
 import {
   getNamedType,
@@ -96,6 +102,7 @@ interface Shape {
 interface Lane {
   subgraph: string;
   url: string;
+  target: RequestOptions; // the url, parsed once (host, port, path)
   query: string;
   operationName?: string;
   variableUsages: string[];
@@ -103,18 +110,45 @@ interface Lane {
   shape: Shape;
 }
 
+/**
+ * What the lane served a request with, by the client's HTTP request: how to serve that
+ * operation again (the early lane, early-lane.ts, learns from it) and the data it returned.
+ */
+export interface Served {
+  generation: number; // the handler (supergraph) it was served under
+  document: DocumentNode;
+  operationName: string | undefined; // the request's operationName
+  operation: OperationDefinitionNode;
+  schema: GraphQLSchema;
+  user: unknown; // the caller as the authorization verdict saw it (context.currentUser)
+  data: unknown; // what the executor returned as the result's data
+  ask: (variables: unknown, request: Request, signal?: AbortSignal) => Promise<LaneAnswer>;
+}
+export const served = new WeakMap<Request, Served>();
+
+/** Requests the early lane already sent to the subgraph: the fast lane leaves them alone. */
+export const earlyTried = new WeakSet<Request>();
+
+/** Bumped each time the gateway builds its handler (a supergraph loaded). */
+export const handlers = { generation: 0 };
+
+/** The lane's answer: the data, or why the normal path must answer instead. */
+export type LaneAnswer = { data: Record<string, unknown> } | { fallback: string };
+
 const NOT_ELIGIBLE = null;
 type Decision = Lane | typeof NOT_ELIGIBLE | 'learning';
 
 let outcomes: Counter<'outcome'> | undefined;
-function count(outcome: string) {
-  outcomes ??=
-    (register.getSingleMetric('hub_router_fast_lane_total') as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name: 'hub_router_fast_lane_total',
-      help: 'Single-subgraph queries the fast lane served, or handed back to the normal path (by reason)',
-      labelNames: ['outcome'],
-    });
+export function count(outcome: string) {
+  if (outcomes === undefined) {
+    outcomes =
+      (register.getSingleMetric('hub_router_fast_lane_total') as Counter<'outcome'> | undefined) ||
+      new Counter({
+        name: 'hub_router_fast_lane_total',
+        help: 'Single-subgraph queries the fast lane served, or handed back to the normal path (by reason)',
+        labelNames: ['outcome'],
+      });
+  }
   outcomes.inc({ outcome });
 }
 
@@ -226,6 +260,7 @@ function laneFor(
   return {
     subgraph: node.serviceName,
     url: `${base}/graphql`,
+    target: urlToHttpOptions(new URL(`${base}/graphql`)),
     query: node.operation,
     operationName: node.operationName || undefined,
     variableUsages: Array.isArray(node.variableUsages) ? node.variableUsages : [],
@@ -242,30 +277,34 @@ interface Answer {
   failed?: boolean;
 }
 
-function post(agent: Agent, url: string, headers: Record<string, string>, body: string, ms: number, signal?: AbortSignal): Promise<Answer> {
+// (No `?.` or `??` on this path: the gateway's TypeScript loader turns each into helper
+// calls with an array and closures, on every request.)
+function post(agent: Agent, target: RequestOptions, headers: Record<string, string>, body: string, ms: number, signal?: AbortSignal): Promise<Answer> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (answer: Answer) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      if (signal) signal.removeEventListener('abort', onAbort);
       resolve(answer);
     };
-    const req = httpRequest(url, { method: 'POST', headers, agent }, (res: IncomingMessage) => {
+    const options: RequestOptions = { ...target, method: 'POST', headers, agent };
+    const req = httpRequest(options, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
+      res.on('end', () => {
+        const type = res.headers['content-type'];
         finish({
-          status: res.statusCode ?? 0,
-          statusText: res.statusMessage ?? '',
+          status: res.statusCode === undefined ? 0 : res.statusCode,
+          statusText: res.statusMessage === undefined ? '' : res.statusMessage,
           // A compressed or non-JSON answer is left to the normal path.
           body:
-            !res.headers['content-encoding'] && /json/i.test(res.headers['content-type'] ?? '')
+            !res.headers['content-encoding'] && type !== undefined && /json/i.test(type)
               ? Buffer.concat(chunks).toString('utf8')
               : undefined,
-        }),
-      );
+        });
+      });
       res.on('error', () => finish({ status: 0, statusText: '', failed: true }));
     });
     const timer = setTimeout(() => {
@@ -276,7 +315,7 @@ function post(agent: Agent, url: string, headers: Record<string, string>, body: 
       req.destroy();
       finish({ status: 0, statusText: '', failed: true });
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal) signal.addEventListener('abort', onAbort, { once: true });
     req.on('error', () => finish({ status: 0, statusText: '', failed: true }));
     req.end(body);
   });
@@ -297,6 +336,7 @@ export function withFastLane(
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   return async (opts) => {
     const handler = await factory(opts);
+    const generation = ++handlers.generation;
     const inner = handler.executor;
     const schema = handler.unifiedGraph;
     const labels = handler.overrideLabels;
@@ -354,7 +394,11 @@ export function withFastLane(
       const clientRequest = context?.request as Request | undefined;
       if (!context || !clientRequest || authorizedUnchanged.get(context) !== document) return inner(request);
       const headers = clientRequest.headers;
-      if (headers.get('x-hub-query-plan') || /multipart/i.test(headers.get('content-type') ?? '')) {
+      if (
+        earlyTried.has(clientRequest) || // it already handed this request back
+        headers.get('x-hub-query-plan') ||
+        /multipart/i.test(headers.get('content-type') ?? '')
+      ) {
         return inner(request);
       }
       const key = request.operationName ?? '';
@@ -378,15 +422,33 @@ export function withFastLane(
         }
         return learn(request, operation, known, key);
       }
-      let answer: Promise<Record<string, unknown> | undefined>;
+      let answer: Promise<LaneAnswer>;
       try {
-        answer = runLane(decision, request);
+        answer = ask(decision, request.variables, clientRequest, request.signal);
       } catch {
         count('fallback_internal'); // anything unexpected: the normal path, as always
         return inner(request);
       }
       return answer.then(
-        (result) => result ?? inner(request),
+        (result) => {
+          if ('fallback' in result) {
+            count(result.fallback);
+            if (result.fallback === 'fallback_timeout') deadlineSpent.add(context); // the normal path answers SUBGRAPH_TIMEOUT at once
+            return inner(request);
+          }
+          count('served');
+          served.set(clientRequest, {
+            generation,
+            document,
+            operationName: request.operationName,
+            operation: decision.operation,
+            schema,
+            user: context.currentUser,
+            data: result.data,
+            ask: (variables, httpReq, signal) => ask(decision, variables, httpReq, signal),
+          });
+          return result;
+        },
         () => {
           count('fallback_internal');
           return inner(request);
@@ -394,19 +456,24 @@ export function withFastLane(
       );
     };
 
-    // The lane's answer, or undefined: the normal path answers (the caller runs it).
-    const runLane = (lane: Lane, request: ExecutionRequest): Promise<Record<string, unknown> | undefined> => {
-      const context = request.context!;
-      const httpReq = context.request as Request;
+    // The lane's answer for one request (its variables as the client sent them, its HTTP
+    // request for the headers passed on), or why the normal path must answer instead.
+    const ask = (lane: Lane, variableValues: unknown, httpReq: Request, signal?: AbortSignal): Promise<LaneAnswer> => {
       // The variables as the normal path coerces them; an error there is the normal path's to report.
-      const coerced = getVariableValues(schema, lane.operation.variableDefinitions ?? [], request.variables ?? {});
-      if (coerced.errors?.length || !coerced.coerced) {
-        count('fallback_variables');
-        return Promise.resolve(undefined);
+      const coerced = getVariableValues(
+        schema,
+        lane.operation.variableDefinitions || [],
+        (variableValues == null ? {} : variableValues) as Record<string, unknown>,
+      );
+      if ((coerced.errors && coerced.errors.length) || !coerced.coerced) {
+        return Promise.resolve({ fallback: 'fallback_variables' });
       }
       let variables: Record<string, unknown> | undefined;
       for (const name of lane.variableUsages) {
-        if (name in coerced.coerced) (variables ??= {})[name] = coerced.coerced[name];
+        if (name in coerced.coerced) {
+          if (variables === undefined) variables = {};
+          variables[name] = coerced.coerced[name];
+        }
       }
       const body = JSON.stringify({ query: lane.query, variables, operationName: lane.operationName });
       const headers: Record<string, string> = {
@@ -420,21 +487,17 @@ export function withFastLane(
       const id = requestIdOf(httpReq);
       if (id) headers['x-request-id'] = id;
       const start = Date.now();
-      return post(agent, lane.url, headers, body, settings.subgraphTimeoutMs, request.signal).then((answer) => {
+      return post(agent, lane.target, headers, body, settings.subgraphTimeoutMs, signal).then((answer): LaneAnswer => {
         const seconds = (Date.now() - start) / 1000;
-        if (answer.timedOut) {
-          count('fallback_timeout');
-          deadlineSpent.add(context); // the normal path answers SUBGRAPH_TIMEOUT at once
-          return undefined;
+        if (answer.timedOut) return { fallback: 'fallback_timeout' };
+        if (answer.failed) return { fallback: 'fallback_unreachable' };
+        const fetches = histogram('graphql_gateway_fetch_duration');
+        if (fetches) {
+          fetches.observe(
+            { url: lane.url, method: 'POST', statusCode: answer.status, statusText: answer.statusText },
+            seconds,
+          );
         }
-        if (answer.failed) {
-          count('fallback_unreachable');
-          return undefined;
-        }
-        histogram('graphql_gateway_fetch_duration')?.observe(
-          { url: lane.url, method: 'POST', statusCode: answer.status, statusText: answer.statusText },
-          seconds,
-        );
         let parsed: any;
         if (answer.status === 200 && answer.body !== undefined) {
           try {
@@ -443,7 +506,7 @@ export function withFastLane(
             parsed = undefined;
           }
         }
-        const data = parsed?.data;
+        const data = parsed == null ? undefined : parsed.data;
         if (
           !parsed ||
           typeof parsed !== 'object' ||
@@ -456,14 +519,22 @@ export function withFastLane(
           // Not a plain answer (an error, a status other than 200, anything unexpected): the
           // normal path asks again and reports it as it always does. Queries have no side
           // effects, so the second request is harmless.
-          count(answer.status !== 200 ? 'fallback_status' : parsed?.errors !== undefined ? 'fallback_errors' : 'fallback_shape');
-          return undefined;
+          return {
+            fallback:
+              answer.status !== 200
+                ? 'fallback_status'
+                : parsed != null && parsed.errors !== undefined
+                  ? 'fallback_errors'
+                  : 'fallback_shape',
+          };
         }
-        histogram('graphql_gateway_subgraph_execute_duration')?.observe(
-          { subgraphName: lane.subgraph, operationName: lane.operationName || 'Anonymous', operationType: 'query' },
-          seconds,
-        );
-        count('served');
+        const executions = histogram('graphql_gateway_subgraph_execute_duration');
+        if (executions) {
+          executions.observe(
+            { subgraphName: lane.subgraph, operationName: lane.operationName || 'Anonymous', operationType: 'query' },
+            seconds,
+          );
+        }
         return { data };
       });
     };

@@ -72,7 +72,9 @@ export async function verifiedSubject(
 }
 
 function bearerToken(request: Request): string | undefined {
-  const [scheme, token] = (request.headers.get('authorization') ?? '').split(' ', 2);
+  const header = request.headers.get('authorization');
+  if (header === null) return undefined;
+  const [scheme, token] = header.split(' ', 2);
   return token && scheme.toLowerCase() === 'bearer' ? token.trim() : undefined;
 }
 
@@ -114,7 +116,7 @@ export function useRateLimit(settings: RouterSettings): GatewayPlugin {
       if (EXEMPT_PATHS.has(url.pathname) || request.method === 'OPTIONS') return;
       const client = await clientOf(request, serverContext);
       const now = Date.now();
-      const bucket = buckets.get(client) ?? { tokens: limit.requests, updated: now };
+      const bucket = buckets.get(client) || { tokens: limit.requests, updated: now };
       bucket.tokens = Math.min(limit.requests, bucket.tokens + (now - bucket.updated) * refillPerMs);
       bucket.updated = now;
       buckets.delete(client);

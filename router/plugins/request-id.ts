@@ -9,7 +9,8 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function requestIdOf(request: Request): string | undefined {
-  return request.headers.get(REQUEST_ID_HEADER) ?? undefined;
+  const id = request.headers.get(REQUEST_ID_HEADER);
+  return id === null ? undefined : id;
 }
 
 export function useRequestIds(): GatewayPlugin {
@@ -18,8 +19,19 @@ export function useRequestIds(): GatewayPlugin {
       const given = request.headers.get(REQUEST_ID_HEADER);
       const id = given && SANE_ID.test(given) ? given : fetchAPI.crypto.randomUUID();
       if (id !== given) request.headers.set(REQUEST_ID_HEADER, id);
+      // The request's logger carries the id. Made when first read: most requests log nothing
+      // (and one answered by the early lane never reads it).
       const context = serverContext as { log?: { child(attrs: object): unknown } };
-      if (context.log) context.log = context.log.child({ requestId: id }) as typeof context.log;
+      const parent = context.log;
+      if (parent) {
+        let log: typeof parent | undefined;
+        Object.defineProperty(context, 'log', {
+          get: () => (log === undefined ? (log = parent.child({ requestId: id }) as typeof parent) : log),
+          set: (value: typeof parent) => void (log = value),
+          enumerable: true,
+          configurable: true,
+        });
+      }
     },
     onFetch({ context, options, setOptions }) {
       const id = context && 'request' in context ? requestIdOf(context.request as Request) : null;

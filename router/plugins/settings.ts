@@ -36,6 +36,7 @@ export interface RouterSettings {
   persistedDocuments: string | null;
   metrics: 'standard' | 'all';
   fastLane: boolean; // single-subgraph queries forwarded without the plan executor (fast-lane.ts)
+  earlyLane: boolean; // repeats of fast-lane queries answered at onRequest (early-lane.ts)
   jwksUrl: string;
   jwtIssuer: string;
   jwtAudience: string;
@@ -146,6 +147,14 @@ export function readSettings(env: Env = process.env): RouterSettings {
       flag(env, 'HUB_ROUTER_FAST_LANE', true) &&
       !env.OTEL_EXPORTER_OTLP_ENDPOINT &&
       !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    // Repeats of requests the fast lane served, answered before GraphQL handling: only with
+    // the fast lane, and not with HUB_ROUTER_METRICS=all (series it does not reproduce).
+    earlyLane:
+      flag(env, 'HUB_ROUTER_EARLY_LANE', true) &&
+      flag(env, 'HUB_ROUTER_FAST_LANE', true) &&
+      !env.OTEL_EXPORTER_OTLP_ENDPOINT &&
+      !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT &&
+      metrics === 'standard',
     // The same variables the Python services read (subgraphs/common/settings.py).
     jwksUrl: env.HUB_JWKS_URL || `${subgraphUrls.identity}/.well-known/jwks.json`,
     jwtIssuer: env.HUB_JWT_ISSUER || 'hub-identity',

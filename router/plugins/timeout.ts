@@ -41,7 +41,9 @@ export function subgraphTimeoutError(subgraphName: string, ms: number): GraphQLE
 
 /**
  * Requests whose deadline the fast lane (fast-lane.ts) already used up waiting for the
- * subgraph: the normal path it falls back to times out at once, with the same error.
+ * subgraph: the normal path it falls back to times out at once, with the same error. The
+ * fast lane marks the request's context; the early lane (early-lane.ts), which runs before
+ * there is a context, marks the HTTP request.
  */
 export const deadlineSpent = new WeakSet<object>();
 
@@ -50,7 +52,10 @@ export function useSubgraphTimeout(ms: number): GatewayPlugin {
     onSubgraphExecute({ subgraphName, executionRequest, setExecutor, executor }) {
       if (executionRequest.operationType === 'subscription') return;
       setExecutor(function timedExecutor(request) {
-        const spent = request.context != null && deadlineSpent.has(request.context as object);
+        const context = request.context as { request?: object } | undefined;
+        const spent =
+          context != null &&
+          (deadlineSpent.has(context) || (context.request != null && deadlineSpent.has(context.request)));
         const controller = new AbortController();
         const deadline: Deadline = {
           signal: controller.signal,

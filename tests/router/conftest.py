@@ -65,6 +65,24 @@ class TraceCollector:
         self.server.server_close()
 
 
+def start_router(
+    stack: Stack, directory: Path, name: str, env: dict[str, str]
+) -> tuple[str, Supervisor]:
+    """Another router on the stack's subgraphs, with `env` over the stack's settings."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        name=name,
+        argv=[str(stack.root / "router" / "start")],
+        env={**stack.env, "HUB_ROUTER_PORT": str(port), **env},
+        cwd=stack.root,
+        ready_url=f"{url}/healthcheck",
+    )
+    supervisor = Supervisor([process], log_dir=directory, die_with_parent=True)
+    supervisor.start()
+    return url, supervisor
+
+
 class BlackHole:
     """A TCP server that accepts connections, reads what comes and never answers."""
 

@@ -15,35 +15,16 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import Account, sign_up
 from devstack import Stack
-from devstack.ports import free_port
-from devstack.processes import ManagedProcess, Supervisor
 from prometheus_client.parser import text_string_to_metric_families
+from router.conftest import start_router
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
-
-
-def start_router(
-    stack: Stack, directory: Path, name: str, env: dict[str, str]
-) -> tuple[str, Supervisor]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        name=name,
-        argv=[str(stack.root / "router" / "start")],
-        env={**stack.env, "HUB_ROUTER_PORT": str(port), **env},
-        cwd=stack.root,
-        ready_url=f"{url}/healthcheck",
-    )
-    supervisor = Supervisor([process], log_dir=directory, die_with_parent=True)
-    supervisor.start()
-    return url, supervisor
 
 
 @pytest.fixture(scope="session")
