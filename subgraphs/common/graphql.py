@@ -143,6 +143,13 @@ class ErrorCodes(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return assign_codes(super()._process_errors(errors))
 
+    def _process_result(self, result: object) -> None:
+        # As MaskErrors does, without its isinstance check against a runtime-checkable
+        # Protocol: that check alone was ~7 % of communication's CPU per subscription frame.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
 
 def assign_codes(errors: list[GraphQLError]) -> list[GraphQLError]:
     """Give each error without one a code naming the phase that refused the request.

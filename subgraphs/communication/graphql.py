@@ -155,7 +155,9 @@ class Notification:
     subject_id: strawberry.ID | None
 
     @classmethod
-    def from_model(cls, notification: models.Notification) -> Notification:
+    def from_model(
+        cls, notification: models.Notification | notifications.NotificationEvent
+    ) -> Notification:
         return cls(
             id=strawberry.ID(str(notification.id)),
             recipient=User(id=strawberry.ID(str(notification.recipient_id))),
@@ -681,7 +683,7 @@ class Subscription:
 
 
 def _notification_of(data: str) -> Notification:
-    return Notification.from_model(notifications.from_event(json.loads(data)))
+    return Notification.from_model(notifications.from_event(data))
 
 
 def _message_of(data: str) -> tuple[uuid.UUID, Message]:

@@ -4,12 +4,14 @@ its errors are graphql-core's own, while plain fields skip graphql-core's per-fi
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 from collections.abc import Iterator
 from typing import Any, NewType
 
 import pytest
 import strawberry
+from graphql import ExecutionResult, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
@@ -247,3 +249,35 @@ def test_every_subgraph_schema_executes_with_the_shortcuts() -> None:
         ping: str = "pong"
 
     assert federated_schema(query=Q).execution_context_class is HubExecutionContext
+
+
+def test_an_executor_copies_as_copy_copy_would() -> None:
+    """graphql-core copies the executor for each event of a subscription."""
+    _, shortcut = _schemas()
+    executor = HubExecutionContext.build(
+        shortcut._schema, parse("{ items { id } }"), None, {"a": "context"}, None, None
+    )
+    assert isinstance(executor, HubExecutionContext)
+    copied = copy.copy(executor)
+    assert type(copied) is HubExecutionContext and copied is not executor
+    assert copied.__dict__ == executor.__dict__
+    event = executor.build_per_event_executor({"payload": 1})
+    assert event.root_value == {"payload": 1} and executor.root_value is None
+
+
+async def test_events_of_a_subscription_leave_nothing_behind() -> None:
+    """Each event of a subscription executes with an executor of its own; what it memoizes
+    must not outlive it (it did: a few dozen objects a frame, for as long as the stream)."""
+    _, shortcut = _schemas()
+    executor = HubExecutionContext.build(
+        shortcut._schema, parse("{ items(first: 2) { id owner { id name } } }"), None, None
+    )
+    assert isinstance(executor, HubExecutionContext)
+    sizes = []
+    for event in range(30):
+        executed = executor.build_per_event_executor(None).execute_operation()
+        result = await executed if asyncio.iscoroutine(executed) else executed
+        assert isinstance(result, ExecutionResult) and result.data is not None, event
+        assert len(result.data["items"]) == 2
+        sizes.append((len(executor._relevant_sub_fields), len(executor._steps)))
+    assert sizes[-1] == sizes[0]
