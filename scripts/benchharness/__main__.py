@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         for service, name in stack.database_names.items()
     }
     yardstick: subprocess.Popen[bytes] | None = None
+    # SIGTERM stops a run as Ctrl-C does: through the `finally` below, which stops the stack
+    # and the yardstick (a terminated run left its yardstick serving).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.reseed or not args.keep:
             stack.drop_databases()
@@ -250,17 +253,16 @@ def main(argv: list[str] | None = None) -> int:
             drop_databases(backing.postgres_url, stack.database_names.values())
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _hold(path: Path, bench: measure.Bench, pids: dict[str, int]) -> None:
     held = {"urls": bench.urls, "admin_token": bench.admin_token, "pids": pids}
     held["user_tokens"] = bench.user_tokens
     held["document_ids"] = bench.seeded.document_ids[:500]
     path.write_text(json.dumps(held, indent=2) + "\n")
     log(f"hold: the stack is up ({path}); Ctrl-C or SIGTERM stops it")
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
     try:
         while True:
             time.sleep(3600)
