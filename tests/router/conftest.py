@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 from conftest import Account, sign_up
 from devstack import Stack
@@ -81,6 +85,22 @@ def start_router(
     supervisor = Supervisor([process], log_dir=directory, die_with_parent=True)
     supervisor.start()
     return url, supervisor
+
+
+async def short_lived_token(apps, account: Account, seconds: int) -> str:
+    """The account's access token re-signed by identity's current key to expire in `seconds`."""
+    from subgraphs.identity import keys
+    from subgraphs.identity.settings import IdentitySettings
+
+    identity = apps["identity"]
+    settings: IdentitySettings = identity.state.settings
+    claims = jwt.decode(account.access_token, options={"verify_signature": False})
+    now = int(time.time())
+    claims.update(iat=now, nbf=now, exp=now + seconds, jti=uuid.uuid4().hex)
+    async with identity.state.sessions() as session:
+        key = await keys.current_key(session, settings)
+    assert timedelta(seconds=seconds) < timedelta(seconds=settings.access_token_seconds)
+    return keys.sign(key, claims)
 
 
 class BlackHole:

@@ -29,7 +29,7 @@ import pytest
 from conftest import Account, sign_up
 from devstack import Stack
 from prometheus_client.parser import text_string_to_metric_families
-from router.conftest import start_router
+from router.conftest import short_lived_token, start_router
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
 
@@ -387,21 +387,6 @@ async def test_a_bad_token_is_refused_after_the_lane_is_warm(router, early_off, 
     # Another spelling of the scheme is the JWT plugin's to judge, every time.
     await both(router, early_off, body, {"authorization": f"bearer {token}"}, times=2)
     assert await served_early(router) == before
-
-
-async def short_lived_token(apps, account: Account, seconds: int) -> str:
-    """The account's access token re-signed by identity's current key to expire in `seconds`."""
-    from subgraphs.identity import keys
-    from subgraphs.identity.settings import IdentitySettings
-
-    identity = apps["identity"]
-    settings: IdentitySettings = identity.state.settings
-    claims = jwt.decode(account.access_token, options={"verify_signature": False})
-    now = int(time.time())
-    claims.update(iat=now, nbf=now, exp=now + seconds, jti=uuid.uuid4().hex)
-    async with identity.state.sessions() as session:
-        key = await keys.current_key(session, settings)
-    return keys.sign(key, claims)
 
 
 async def test_a_token_that_expired_is_refused_even_though_it_was_answered_early(

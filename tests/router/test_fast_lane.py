@@ -10,8 +10,6 @@ router's `hub_router_fast_lane_total` shows whether the lane answered or handed 
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +20,7 @@ import pytest
 from conftest import Account, sign_up
 from devstack import Stack
 from prometheus_client.parser import text_string_to_metric_families
-from router.conftest import start_router
+from router.conftest import BlackHole, start_router
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
 
@@ -36,28 +34,6 @@ def lane_off_router(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> I
         yield url
     finally:
         supervisor.stop()
-
-
-class BlackHole:
-    """Accepts connections, never answers (as in conftest.py): a subgraph that is silent."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.connections: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.connections.append(self.socket.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.socket.close()
-        for connection in self.connections:
-            connection.close()
 
 
 @pytest.fixture(scope="session")

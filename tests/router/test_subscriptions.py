@@ -12,10 +12,8 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import jwt
 import pytest
 from conftest import Account, sign_up
 from integration.conftest import execute, graphql_ws
+from router.conftest import short_lived_token
 
 from subgraphs.common.auth import SESSION_REVOKED_CHANNEL, SessionRevocations
 
@@ -138,22 +137,6 @@ async def test_ws_subscriber_with_a_bad_token_is_refused(stack, account) -> None
 
 
 # --- the token's lifetime --------------------------------------------------------------
-
-
-async def short_lived_token(apps, account: Account, seconds: int) -> str:
-    """The account's access token re-signed by identity's current key to expire in `seconds`."""
-    from subgraphs.identity import keys
-    from subgraphs.identity.settings import IdentitySettings
-
-    identity = apps["identity"]
-    settings: IdentitySettings = identity.state.settings
-    claims = jwt.decode(account.access_token, options={"verify_signature": False})
-    now = int(time.time())
-    claims.update(iat=now, nbf=now, exp=now + seconds, jti=uuid.uuid4().hex)
-    async with identity.state.sessions() as session:
-        key = await keys.current_key(session, settings)
-    assert timedelta(seconds=seconds) < timedelta(seconds=settings.access_token_seconds)
-    return keys.sign(key, claims)
 
 
 async def logout(router: httpx.AsyncClient, account: Account) -> None:
