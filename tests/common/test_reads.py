@@ -141,6 +141,30 @@ async def test_every_statement_reaches_the_engines_hooks(apps, documents) -> Non
             await fetch_rows(reader, select(Document.id).where(Document.title == "a\x00b"))
 
 
+async def test_a_statement_kept_and_run_again_reads_the_rows_of_its_own_values(
+    apps, documents
+) -> None:
+    """A kept statement's SQL and values are remembered: each statement keeps its own, and
+    every run still reaches the hooks (the NUL refusal)."""
+    private, organization, shared_by_role = documents[:3]
+    by_id = {
+        id: select(Document.id, Document.title).where(Document.id == id)
+        for id in (private, organization)
+    }
+    refused = select(Document.id).where(Document.title == "a\x00b")
+    for _ in range(2):
+        async with apps["content"].state.readers() as reader:
+            assert [row.title for row in await fetch_rows(reader, by_id[private])] == ["private"]
+            assert [row.title for row in await fetch_rows(reader, by_id[organization])] == [
+                "organization"
+            ]
+            with pytest.raises(BadInput, match="NUL"):
+                await fetch_rows(reader, refused)
+    again = select(Document.id, Document.title).where(Document.id == shared_by_role)
+    async with apps["content"].state.readers() as reader:
+        assert [row.title for row in await fetch_rows(reader, again)] == ["shared by role"]
+
+
 async def test_a_connection_whose_server_went_away_is_not_handed_out_again(apps) -> None:
     """The request that meets it fails; the pool drops it, as SQLAlchemy's own path would."""
     app = apps["content"]

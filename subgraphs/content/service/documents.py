@@ -674,8 +674,11 @@ async def list_documents(
     first: int,
     after: str | None,
     filter: DocumentFilter = DocumentFilter(),
-) -> Page[Document]:
-    stmt = _documents_page(filter, access.Reader.of(principal), first, after)
+    columns: frozenset[str] | None = None,
+) -> Page[Row[Any]]:
+    """`columns`: the model attributes the caller will read of each row (None: all of
+    DOCUMENT_FIELDS); a page's rows always hold `id` and `created_at` too."""
+    stmt = _documents_page(filter, access.Reader.of(principal), first, after, columns)
     return page_of(await fetch_rows(session, stmt), first)
 
 
@@ -683,11 +686,22 @@ async def list_documents(
 # and SQLAlchemy remembers its cache key, so a repeated list costs only its execution.
 @functools.lru_cache(maxsize=access.STATEMENTS_KEPT)
 def _documents_page(
-    filter: DocumentFilter, reader: access.Reader | None, first: int, after: str | None
+    filter: DocumentFilter,
+    reader: access.Reader | None,
+    first: int,
+    after: str | None,
+    columns: frozenset[str] | None,
 ) -> Select[Any]:
     principal = reader.principal() if reader else None
-    stmt = filter.apply(select(*DOCUMENT_FIELDS), principal)
+    stmt = filter.apply(select(*_document_fields(columns)), principal)
     return page_statement(stmt, Document, first=first, after=after)
+
+
+def _document_fields(columns: frozenset[str] | None) -> tuple[Any, ...]:
+    if columns is None:
+        return DOCUMENT_FIELDS
+    wanted = columns | {"id", "created_at"}  # a page's cursor is read from them
+    return tuple(field for field in DOCUMENT_FIELDS if field.key in wanted)
 
 
 @functools.lru_cache(maxsize=access.STATEMENTS_KEPT)
