@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.fastapi import BaseContext
+from strawberry.federation.schema import FederationAny
 from strawberry.types import Info
 
 from subgraphs.common.auth import Principal, TokenVerifier, require_user
@@ -89,9 +90,12 @@ class Context(BaseContext):
             raise TypeError("pass what a loader's batch needs besides the keys by name")
         cache_key = (batch, tuple((name, id(value)) for name, value in sorted(bound.items())))
         if cache_key not in self._loaders:
+            # Not `self.reader`: a loader closing over the context that holds it would be a
+            # reference cycle, keeping the request's objects until a garbage collection.
+            reader = self.reader
 
             async def load(keys: list[K]) -> Sequence[V]:
-                async with self.reader() as session:
+                async with reader() as session:
                     return await batch(session, keys, *args, **bound)
 
             self._loaders[cache_key] = DataLoader(load_fn=load)
@@ -171,6 +175,18 @@ def _code_for(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+class FederatedSchema(Schema):
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry's, given copies of the representations: it writes into each (takes
+        `__typename` out, puts `info` in), and they are the request's variables, which the
+        info refers to. That made a reference cycle per `_entities` request, holding the
+        request's objects until a garbage collection found them."""
+        copies = [FederationAny(dict(r)) for r in representations]  # type: ignore[call-overload]
+        return super().entities_resolver(info, copies)
+
+
 def federated_schema(
     *,
     query: type,
@@ -179,7 +195,7 @@ def federated_schema(
     types: Sequence[type] = (),
 ) -> strawberry.federation.Schema:
     # Subscriptions end with the caller's token: subgraphs/common/subscriptions.py.
-    return Schema(
+    return FederatedSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,

@@ -87,20 +87,22 @@ class User:
 def _selected_on_document(selections: list[Any]) -> frozenset[str]:
     """The names of the fields selected on `Document` under `_entities` (in fragments too)."""
     names: set[str] = set()
-
-    def walk(items: list[Any], on_document: bool) -> None:
-        for item in items:
-            if isinstance(item, SelectedField):
-                if on_document:
-                    names.add(item.name)
-                else:  # `_entities` itself
-                    walk(item.selections, True)
-            else:  # a fragment: its fields apply to Document unless it names another type
-                condition = getattr(item, "type_condition", None)
-                walk(item.selections, on_document and condition in (None, "Document"))
-
-    walk(selections, False)
+    _walk_entities(selections, False, names)
     return frozenset(names)
+
+
+# Recursion through module functions, not a closure calling itself: such a closure is a
+# reference cycle, left to the garbage collector at the end of every request.
+def _walk_entities(items: list[Any], on_document: bool, names: set[str]) -> None:
+    for item in items:
+        if isinstance(item, SelectedField):
+            if on_document:
+                names.add(item.name)
+            else:  # `_entities` itself
+                _walk_entities(item.selections, True, names)
+        else:  # a fragment: its fields apply to Document unless it names another type
+            condition = getattr(item, "type_condition", None)
+            _walk_entities(item.selections, on_document and condition in (None, "Document"), names)
 
 
 # The columns of its row that each field of `Document` reads. A list of documents loads only
@@ -134,28 +136,29 @@ def _columns_read_by_nodes(selections: list[Any]) -> frozenset[str] | None:
     """The columns the documents of a selected `Connection[Document]` will read (fragments
     included), or None when some selected field is not in `_COLUMNS_READ`."""
     columns: set[str] = set()
+    return frozenset(columns) if _read_by_connection(selections, columns) else None
 
-    def on_document(items: list[Any]) -> bool:
-        for item in items:
-            if isinstance(item, SelectedField):
-                read = _COLUMNS_READ.get(item.name)
-                if read is None:
-                    return False
-                columns.update(read)
-            elif not on_document(item.selections):
+
+def _read_by_connection(selections: list[Any], columns: set[str]) -> bool:
+    for item in selections:
+        if isinstance(item, SelectedField):
+            if item.name == "nodes" and not _read_by_document(item.selections, columns):
+                return False  # pageInfo and __typename read no column
+        elif not _read_by_connection(item.selections, columns):
+            return False
+    return True
+
+
+def _read_by_document(selections: list[Any], columns: set[str]) -> bool:
+    for item in selections:
+        if isinstance(item, SelectedField):
+            read = _COLUMNS_READ.get(item.name)
+            if read is None:
                 return False
-        return True
-
-    def on_connection(items: list[Any]) -> bool:
-        for item in items:
-            if isinstance(item, SelectedField):
-                if item.name == "nodes" and not on_document(item.selections):
-                    return False  # pageInfo and __typename read no column
-            elif not on_connection(item.selections):
-                return False
-        return True
-
-    return frozenset(columns) if on_connection(selections) else None
+            columns.update(read)
+        elif not _read_by_document(item.selections, columns):
+            return False
+    return True
 
 
 @strawberry.type(description="A kind of document this deployment knows, and its metadata schema.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import enum
+import gc
+import weakref
 from collections.abc import Iterator
 from typing import Any, NewType
 
@@ -14,9 +16,10 @@ import strawberry
 from graphql import ExecutionResult, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
 
 from subgraphs.common.execution import HubExecutionContext
-from subgraphs.common.graphql import federated_schema
+from subgraphs.common.graphql import Context, federated_schema
 
 
 @strawberry.enum
@@ -281,3 +284,74 @@ async def test_events_of_a_subscription_leave_nothing_behind() -> None:
         assert len(result.data["items"]) == 2
         sizes.append((len(executor._relevant_sub_fields), len(executor._steps)))
     assert sizes[-1] == sizes[0]
+
+
+@strawberry.federation.type(keys=["id"])
+class Part:
+    id: strawberry.ID
+
+    @classmethod
+    def resolve_reference(cls, info: Info, id: strawberry.ID) -> Part:
+        return Part(id=id)
+
+
+@strawberry.type
+class PartsQuery:
+    @strawberry.field
+    async def parts(self, first: int = 3) -> list[Part]:
+        return [Part(id=ID(f"p{n}")) for n in range(first)]
+
+
+class _Caller:
+    """A context the test can watch die."""
+
+    auth_error = None
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("query($n: Int!) { parts(first: $n) { id } }", {"n": 2}),
+        (
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Part { id } } }",
+            {"r": [{"__typename": "Part", "id": "p1"}, {"__typename": "Part", "id": "p2"}]},
+        ),
+    ],
+)
+async def test_an_execution_is_freed_as_soon_as_it_ends(query: str, variables: Any) -> None:
+    """No reference cycle keeps an execution's objects (its context, the request) alive
+    until the garbage collector runs: graphql-core's resolver helpers and Strawberry's
+    `_entities` (which wrote the info into the request's variables) each made one."""
+    schema = federated_schema(query=PartsQuery, types=[Part])
+    copy_of = copy.deepcopy(variables)
+    await schema.execute(query, variable_values=copy_of, context_value=_Caller())  # caches
+    gc.collect()
+    gc.disable()
+    try:
+        caller = _Caller()
+        alive = weakref.ref(caller)
+        result = await schema.execute(query, variable_values=variables, context_value=caller)
+        assert not result.errors and result.data
+        del caller, result
+        assert alive() is None
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    if "r" in variables:
+        assert variables["r"][0] == {"__typename": "Part", "id": "p1"}  # left as given
+
+
+def test_a_loader_does_not_keep_its_context_alive() -> None:
+    async def batch(session: Any, keys: list[int]) -> list[int]:
+        return keys
+
+    gc.collect()
+    gc.disable()
+    try:
+        context = Context(settings=None, session=None, redis=None)  # type: ignore[arg-type]
+        alive = weakref.ref(context)
+        context.loader(batch)
+        del context
+        assert alive() is None
+    finally:
+        gc.enable()
