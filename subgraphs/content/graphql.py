@@ -678,7 +678,8 @@ class Query:
         filter: DocumentFilter | None = None,
     ) -> Connection[Document]:
         parsed = filter.parsed() if filter else documents.DocumentFilter()
-        (connection,) = info.selected_fields
+        # One node per time the operation names this field (`documents { a } documents { b }`)
+        selected = [item for field in info.selected_fields for item in field.selections]
         async with info.context.reader() as session:
             page = await documents.list_documents(
                 session,
@@ -686,7 +687,7 @@ class Query:
                 first=first,
                 after=after,
                 filter=parsed,
-                columns=_columns_read_by_nodes(connection.selections),
+                columns=_columns_read_by_nodes(selected),
             )
         return Connection.of(page, Document.from_model)
 

@@ -76,6 +76,10 @@ async def test_a_document_reads_the_same_from_a_list_as_from_its_creation(client
         ("nodes { id title owner { id } }", {"id", "created_at", "title", "owner_id"}),
         ("nodes { __typename } pageInfo { hasNextPage endCursor }", {"id", "created_at"}),
         ("nodes { metadata documentType { key } }", {"id", "created_at", "metadata", "type"}),
+        (  # the field named twice: one list, merged selections
+            "nodes { title } } documents(filter: {ownerId: $owner}) { nodes { status }",
+            {"id", "created_at", "title", "status"},
+        ),
         (
             (
                 "... on DocumentConnection { nodes { ...Tags } }",
