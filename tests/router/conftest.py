@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -173,13 +174,30 @@ def production_router(
 _clients = iter(range(1, 1_000_000))
 
 
+def own_address() -> dict[str, str]:
+    """An X-Forwarded-For no other client of this test run sends: a rate limit of its own."""
+    n = next(_clients)
+    return {"x-forwarded-for": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
+
+
+async def create_document(
+    router: httpx.AsyncClient, account: Account, title: str
+) -> dict[str, Any]:
+    """A document of `account`'s, made through the router's REST path."""
+    response = await router.post(
+        "/api/v1/documents",
+        json={"title": title, "owner_id": account.id},
+        headers=account.headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 @pytest.fixture
 async def production(production_router: ProductionRouter) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the production router with an address (X-Forwarded-For) of its own."""
-    n = next(_clients)
-    address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
     async with httpx.AsyncClient(
-        base_url=production_router.url, timeout=30, headers={"x-forwarded-for": address}
+        base_url=production_router.url, timeout=30, headers=own_address()
     ) as client:
         yield client
 

@@ -29,7 +29,7 @@ import pytest
 from conftest import Account, sign_up
 from devstack import Stack
 from prometheus_client.parser import text_string_to_metric_families
-from router.conftest import short_lived_token, start_router
+from router.conftest import create_document, own_address, short_lived_token, start_router
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
 
@@ -135,16 +135,11 @@ async def early_off(early_off_router: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-_addresses = iter(range(1, 1_000_000))
-
-
 @pytest.fixture
 async def guarded(guarded_router: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the guarded router with an address (X-Forwarded-For) of its own."""
-    n = next(_addresses)
-    address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
     async with httpx.AsyncClient(
-        base_url=guarded_router, timeout=30, headers={"x-forwarded-for": address}
+        base_url=guarded_router, timeout=30, headers=own_address()
     ) as client:
         yield client
 
@@ -197,26 +192,13 @@ async def both(
 
 @pytest.fixture
 async def document(router: httpx.AsyncClient, account: Account) -> dict[str, Any]:
-    response = await router.post(
-        "/api/v1/documents",
-        json={"title": f"Early lane {RUN}", "owner_id": account.id},
-        headers=account.headers,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+    return await create_document(router, account, f"Early lane {RUN}")
 
 
 async def other_documents(router: httpx.AsyncClient, account: Account, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        response = await router.post(
-            "/api/v1/documents",
-            json={"title": f"Early lane {RUN} #{i}", "owner_id": account.id},
-            headers=account.headers,
-        )
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    return ids
+    return [
+        (await create_document(router, account, f"Early lane {RUN} #{i}"))["id"] for i in range(n)
+    ]
 
 
 # --- what it answers, and how ------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from conftest import Account, sign_up
 from devstack import Stack
 from prometheus_client.parser import text_string_to_metric_families
-from router.conftest import BlackHole, start_router
+from router.conftest import BlackHole, create_document, start_router
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
 
@@ -108,13 +108,7 @@ async def both(
 
 @pytest.fixture
 async def document(router: httpx.AsyncClient, account: Account) -> dict[str, Any]:
-    response = await router.post(
-        "/api/v1/documents",
-        json={"title": f"Fast lane {RUN}", "owner_id": account.id},
-        headers=account.headers,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+    return await create_document(router, account, f"Fast lane {RUN}")
 
 
 @pytest.mark.parametrize(
