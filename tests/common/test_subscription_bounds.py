@@ -174,3 +174,41 @@ async def test_an_error_of_the_source_reaches_the_consumer() -> None:
     assert await anext(stream) == 1
     with pytest.raises(RuntimeError, match="boom"):
         await anext(stream)
+
+
+async def test_each_result_is_handed_on_before_the_next_stream_makes_its_own() -> None:
+    """One event for a user's several subscriptions: each stream's result is made in the
+    task that asked for it, so the first frame can leave before the last is executed."""
+    order: list[str] = []
+    event = asyncio.Event()
+
+    async def source(name: str) -> AsyncGenerator[str, None]:
+        await event.wait()
+        order.append(f"made {name}")
+        yield name
+
+    async def consume(name: str) -> None:
+        stream = bounded_by_token(
+            source(name), service=SERVICE, principal=principal(), revocations=None
+        )
+        async for item in stream:
+            order.append(f"sent {item}")
+            break
+        await stream.aclose()
+
+    consumers = [asyncio.create_task(consume(name)) for name in "abc"]
+    await asyncio.sleep(0.01)
+    event.set()
+    await asyncio.gather(*consumers)
+    assert order == ["made a", "sent a", "made b", "sent b", "made c", "sent c"]
+
+
+async def test_a_stream_ended_by_its_token_closes_its_source_and_leaves_its_consumer_be() -> None:
+    source, revocations = Source(), Revocations()
+    stream = bounded(source, principal(expires_in=0.05), revocations)
+    last = await asyncio.wait_for(anext(stream), 5)
+    assert last.errors[0].extensions["reason"] == "expired"
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # would raise if a cancellation were still pending
+    assert source.closed
