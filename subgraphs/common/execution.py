@@ -19,7 +19,8 @@ objects with `is_type_of`, and everything under middleware (a schema extension w
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -53,6 +54,58 @@ class _Object(NamedTuple):
 
 
 _Shortcut = _Leaf | _Object | None
+
+
+class _EventResults:
+    """The results of the latest events, per subscription that executed one: a user's
+    tabs and devices subscribe to the same operation, and the event they all receive is
+    one shared object (`Namespace.shared`), so the first of them executes it and the
+    others send its result.
+
+    A result is shared only between subscriptions with the same operation (the same
+    parsed document: the parser cache hands out one per query text), the same variables
+    and the same caller (`Context.event_results_key`): everything a result is computed
+    from, so sharing it is executing them at the same instant. Entries are kept for the
+    last `size` events (each keeps its payload alive, so an id is never reused while its
+    entry lives); a late subscription whose event has left executes it itself.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._by_event: OrderedDict[int, tuple[Any, dict[Hashable, tuple[Any, Any]]]] = (
+            OrderedDict()
+        )
+
+    def get(self, payload: Any, key: Hashable, operation: Any) -> Any:
+        entry = self._by_event.get(id(payload))
+        if entry is None or entry[0] is not payload:
+            return None
+        found = entry[1].get(key)
+        return found[1] if found is not None and found[0] is operation else None
+
+    def put(self, payload: Any, key: Hashable, operation: Any, result: Any) -> None:
+        entry = self._by_event.get(id(payload))
+        if entry is None or entry[0] is not payload:
+            entry = (payload, {})
+            self._by_event[id(payload)] = entry
+            while len(self._by_event) > self.size:
+                self._by_event.popitem(last=False)
+        entry[1][key] = (operation, result)
+
+
+_event_results = _EventResults()
+_UNKNOWN: Any = object()
+
+
+def _frozen(value: Any) -> Hashable:
+    """`value` (a variable's coerced value) as a hashable; TypeError if it has no such form."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    hash(value)
+    return value
+
 
 # Decided once per field definition and per output type. Keyed by id; the keyed object is
 # kept in the entry, so that an id is never reused while its entry lives.
@@ -143,6 +196,10 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._default_resolver = (
             strawberry_schema.config.default_resolver if strawberry_schema else None
         )
+        # A subscription's executor: the key its events' results are shared under (see
+        # `_EventResults`), decided at its first event. An event's executor: that key.
+        self._results_key: Hashable = _UNKNOWN
+        self._event_key: Hashable = None
 
     def __copy__(self) -> HubExecutionContext:
         """The shallow copy `copy.copy` makes, without its generic reduce protocol:
@@ -160,12 +217,49 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         each event collects its fields anew, so every event added entries that lived as
         long as the subscription (~30 objects a frame, kept and walked by every collection:
         the young generation of communication grew by 45,000 objects in 2,000 frames)."""
+        if self._results_key is _UNKNOWN:
+            self._results_key = self._key_of_results()
         executor = super().build_per_event_executor(payload)
         assert isinstance(executor, HubExecutionContext)
         executor._relevant_sub_fields = {}
         executor._stream_usages = RefMap()
         executor._steps = {}
+        executor._event_key = self._results_key
         return executor
+
+    def _key_of_results(self) -> Hashable:
+        """What this subscription's result of an event is computed from, besides the
+        event and the operation; None if it cannot be told (no caller key, or variables
+        without a hashable form), and its events are then executed for it alone."""
+        key_of = getattr(self.context_value, "event_results_key", None)
+        caller = key_of() if key_of is not None else None
+        if caller is None:
+            return None
+        try:
+            variables = _frozen(self.variable_values.coerced)
+        except TypeError:
+            return None
+        return (id(self.operation), variables, caller)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        key = self._event_key
+        if key is None:
+            return super().execute_operation(serially)
+        event, operation = self.root_value, self.operation
+        shared = _event_results.get(event, key, operation)
+        if shared is not None:
+            return shared
+        result = super().execute_operation(serially)
+        if not self.is_awaitable(result):
+            _event_results.put(event, key, operation, result)
+            return result
+
+        async def kept() -> Any:
+            done = await result
+            _event_results.put(event, key, operation, done)
+            return done
+
+        return kept()
 
     def _steps_of(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet

@@ -101,6 +101,23 @@ class Context(BaseContext):
             self._loaders[cache_key] = DataLoader(load_fn=load)
         return self._loaders[cache_key]
 
+    def event_results_key(self) -> Hashable:
+        """What a subscription's result of an event may depend on, of this connection:
+        the caller and their rights — not the session or the token, which differ between a
+        user's devices. Subscriptions of one operation, variables and key send one
+        execution's result (subgraphs/common/execution.py, `_EventResults`): a resolver
+        under a subscription must read nothing else of the connection (its address, its
+        headers)."""
+        caller = self.principal
+        if caller is None:
+            return ("anonymous",)
+        return (
+            caller.user_id,
+            caller.scopes,
+            caller.roles,
+            frozenset(caller.organizations.items()),
+        )
+
     def clear_loaders(self) -> None:
         """Forget what the loaders cached: a subscription's context outlives each event."""
         self._loaders.clear()

@@ -7,8 +7,9 @@ import asyncio
 import copy
 import enum
 import gc
+import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any, NewType
 
 import pytest
@@ -16,8 +17,10 @@ import strawberry
 from graphql import ExecutionResult, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult as StrawberryResult
 from strawberry.types import Info
 
+from subgraphs.common.auth import Principal
 from subgraphs.common.execution import HubExecutionContext
 from subgraphs.common.graphql import Context, federated_schema
 
@@ -355,3 +358,93 @@ def test_a_loader_does_not_keep_its_context_alive() -> None:
         assert alive() is None
     finally:
         gc.enable()
+
+
+@strawberry.type
+class Event:
+    id: strawberry.ID
+    calls: strawberry.Private[list[str]]
+
+    @strawberry.field
+    def seen_by(self, info: Info) -> str:
+        self.calls.append(str(info.context.principal.user_id))
+        return str(info.context.principal.user_id)
+
+
+def _event_schema(events: asyncio.Queue[Event | None]) -> strawberry.Schema:
+    """Every subscription receives the same event objects, as a shared Redis channel
+    hands them out (`Namespace.shared`)."""
+    listeners: list[asyncio.Queue[Event | None]] = []
+
+    async def fan_out() -> None:
+        while (event := await events.get()) is not None:
+            for listener in listeners:
+                listener.put_nowait(event)
+        for listener in listeners:
+            listener.put_nowait(None)
+
+    @strawberry.type
+    class Query:
+        ping: str = "pong"
+
+    @strawberry.type
+    class Subscription:
+        @strawberry.subscription
+        async def happened(self, kind: str = "any") -> AsyncGenerator[Event, None]:
+            mine: asyncio.Queue[Event | None] = asyncio.Queue()
+            listeners.append(mine)
+            if len(listeners) == 1:
+                asyncio.get_running_loop().create_task(fan_out())
+            while (event := await mine.get()) is not None:
+                yield event
+
+    return federated_schema(query=Query, subscription=Subscription)
+
+
+def _caller(user: uuid.UUID, *, session: uuid.UUID | None = None, roles: Any = ()) -> Context:
+    principal = Principal(user_id=user, roles=frozenset(roles), session_id=session or uuid.uuid4())
+    return Context(settings=None, session=None, redis=None, principal=principal)  # type: ignore[arg-type]
+
+
+async def test_a_users_identical_subscriptions_share_each_events_execution() -> None:
+    """A user's tabs and devices (other sessions, one caller) subscribing to the same
+    operation with the same variables get one execution's result per event; another
+    caller, other rights or other variables get executions of their own."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    query = "subscription($kind: String!) { happened(kind: $kind) { id seenBy } }"
+    subscribers = [
+        (_caller(alice), {"kind": "any"}),
+        (_caller(alice), {"kind": "any"}),  # another device of hers
+        (_caller(alice), {"kind": "any"}),
+        (_caller(alice, roles=["admin"]), {"kind": "any"}),  # other rights
+        (_caller(alice), {"kind": "other"}),  # other variables
+        (_caller(bob), {"kind": "any"}),
+    ]
+    events: asyncio.Queue[Event | None] = asyncio.Queue()
+    schema = _event_schema(events)
+    streams = []
+    for context, variables in subscribers:
+        stream = await schema.subscribe(query, variable_values=variables, context_value=context)
+        assert not isinstance(stream, ExecutionResult | StrawberryResult), stream
+        streams.append(stream)
+    firsts = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    await asyncio.sleep(0.01)  # every subscription listening
+    calls: list[str] = []
+    events.put_nowait(Event(id=strawberry.ID("e1"), calls=calls))
+    results = await asyncio.gather(*firsts)
+    assert [r.data for r in results] == [
+        {"happened": {"id": "e1", "seenBy": str(user)}}
+        for user in (alice, alice, alice, alice, alice, bob)
+    ]
+    assert not any(r.errors for r in results)
+    assert sorted(calls) == sorted([str(alice)] * 3 + [str(bob)])
+
+    calls.clear()  # the next event: executed anew, shared again
+    seconds = [asyncio.ensure_future(anext(stream)) for stream in streams]
+    events.put_nowait(Event(id=strawberry.ID("e2"), calls=calls))
+    results = await asyncio.gather(*seconds)
+    assert [(r.data or {})["happened"]["id"] for r in results] == ["e2"] * 6
+    assert len(calls) == 4
+    events.put_nowait(None)
+    for stream in streams:
+        await stream.aclose()

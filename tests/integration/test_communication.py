@@ -242,6 +242,62 @@ async def test_a_subscriber_through_the_router_gets_notification_added_within_a_
     assert latency < 1.0
 
 
+async def test_each_of_a_users_devices_gets_the_notification_in_the_shape_it_asked(
+    stack, clients, router
+) -> None:
+    """Two devices (two sessions) with the same subscription share one execution of each
+    event in communication; a third subscription with another selection gets its own."""
+    account = await sign_up(clients["identity"])
+    again = await clients["identity"].post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert again.status_code == 200, again.text
+    phone, laptop = account.access_token, again.json()["access_token"]
+    user = {"id": account.id, "token": phone}
+    ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
+    same = "subscription { notificationAdded { title recipient { id } } }"
+    other = "subscription { notificationAdded { id title read } }"
+    async with (
+        graphql_ws(ws_url, phone) as on_phone,
+        graphql_ws(ws_url, laptop) as on_laptop,
+        graphql_ws(ws_url, phone) as in_a_tab,
+    ):
+        await on_phone.subscribe(same)
+        await on_laptop.subscribe(same)
+        await in_a_tab.subscribe(other)
+        devices = (on_phone, on_laptop, in_a_tab)
+
+        async def titled(device: Any, title: str) -> dict[str, Any]:
+            while True:  # past the warm-ups' frames still in flight
+                frame = await asyncio.wait_for(device.receive(), timeout=1.5)
+                assert frame["type"] == "next" and "errors" not in frame["payload"], frame
+                added: dict[str, Any] = frame["payload"]["data"]["notificationAdded"]
+                if added["title"] == title:
+                    return added
+
+        async def received(title: str) -> list[dict[str, Any]]:
+            return [await titled(device, title) for device in devices]
+
+        for attempt in range(20):  # live once the subgraph listens to all three
+            warm = {"recipientId": user["id"], "title": f"Warm #{attempt}"}
+            await execute(router, SEND, {"i": warm}, auth(user))
+            try:
+                await received(warm["title"])
+                break
+            except TimeoutError:
+                continue
+        sent = await execute(
+            router, SEND, {"i": {"recipientId": user["id"], "title": "To every device"}}, auth(user)
+        )
+        phone_saw, laptop_saw, tab_saw = await received("To every device")
+    assert phone_saw == laptop_saw == {"title": "To every device", "recipient": {"id": user["id"]}}
+    assert tab_saw == {
+        "id": sent["sendNotification"]["id"],
+        "title": "To every device",
+        "read": False,
+    }
+
+
 async def test_someone_elses_notifications_cannot_be_subscribed_to(stack, clients) -> None:
     ada, bob = await sign_up(clients["identity"]), await sign_up(clients["identity"])
     ws_url = stack.urls["router"].replace("http://", "ws://") + "/graphql"
