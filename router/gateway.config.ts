@@ -33,6 +33,7 @@ import {
   useSubscriberAuthorization,
 } from './plugins/subscriptions.ts';
 import { readSettings, SettingsError, type RouterSettings } from './plugins/settings.ts';
+import { useSharedSubscriptions } from './plugins/shared-subscriptions.ts';
 
 function fatal(message: string): never {
   console.error(`FATAL: ${message}`);
@@ -129,9 +130,13 @@ export const gatewayConfig = defineConfig({
 
   // --- authentication and authorization -------------------------------------------------
   // Subgraphs verify the caller's token themselves: pass the client's header on unchanged.
+  // A WebSocket subscriber's token is in its connection_init, not in a header: the fetches of
+  // its events' fields from other subgraphs carry that one (plugins/subscriptions.ts).
   propagateHeaders: {
-    fromClientToSubgraphs: ({ request }) => {
-      const authorization = request.headers.get('authorization');
+    fromClientToSubgraphs: ({ request, context }) => {
+      const authorization =
+        request.headers.get('authorization') ??
+        (context as { subscriberAuthorization?: string } | undefined)?.subscriberAuthorization;
       return authorization ? { authorization } : {};
     },
   },
@@ -184,6 +189,7 @@ export const gatewayConfig = defineConfig({
     useBodyLimit(settings),
     useRestPassthrough(settings),
     useSubgraphTimeout(settings.subgraphTimeoutMs),
+    ...(settings.shareSubscriptions ? [useSharedSubscriptions()] : []),
     useCsrfPrevention(),
     ...operationLimits(settings),
     useCostLimit(settings.maxCost),

@@ -37,6 +37,7 @@ export interface RouterSettings {
   metrics: 'standard' | 'all';
   fastLane: boolean; // single-subgraph queries forwarded without the plan executor (fast-lane.ts)
   earlyLane: boolean; // repeats of fast-lane queries answered at onRequest (early-lane.ts)
+  shareSubscriptions: boolean; // identical subscriptions of one caller share one upstream (shared-subscriptions.ts)
   jwksUrl: string;
   jwtIssuer: string;
   jwtAudience: string;
@@ -155,6 +156,7 @@ export function readSettings(env: Env = process.env): RouterSettings {
       !env.OTEL_EXPORTER_OTLP_ENDPOINT &&
       !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT &&
       metrics === 'standard',
+    shareSubscriptions: flag(env, 'HUB_ROUTER_SHARE_SUBSCRIPTIONS', true),
     // The same variables the Python services read (subgraphs/common/settings.py).
     jwksUrl: env.HUB_JWKS_URL || `${subgraphUrls.identity}/.well-known/jwks.json`,
     jwtIssuer: env.HUB_JWT_ISSUER || 'hub-identity',

@@ -241,6 +241,129 @@ def ws_url(stack) -> str:
     return stack.urls["router"].replace("http://", "ws://") + "/graphql"
 
 
+# --- shared subgraph subscriptions --------------------------------------------------------
+
+WITH_RECIPIENT = "subscription { notificationAdded { title recipient { email } } }"
+
+
+async def second_session(router: httpx.AsyncClient, account: Account) -> str:
+    """Another sign-in of the same user (another device): a token of its own."""
+    response = await router.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def data_of(client: Any, within: float = 5) -> Any:
+    message = await asyncio.wait_for(client.receive(), within)
+    assert message["type"] == "next", message
+    return message["payload"]["data"]["notificationAdded"]
+
+
+async def drain(client: Any) -> None:
+    """What warm-up notifications are still in flight for a client."""
+    while True:
+        try:
+            await asyncio.wait_for(client.receive(), 0.5)
+        except TimeoutError:
+            return
+
+
+async def test_an_event_carries_fields_of_other_subgraphs(stack, router) -> None:
+    """The recipient's email comes from identity, fetched for each event with the
+    subscriber's own token (a WebSocket client sends it in connection_init, not a header)."""
+    account = await sign_up(router)
+    async with graphql_ws(ws_url(stack), account.access_token) as client:
+        await client.subscribe(WITH_RECIPIENT)
+        await until_live(router, account, client.receive)
+        await drain(client)
+        await notify(router, account, "Addressed")
+        assert await data_of(client) == {
+            "title": "Addressed",
+            "recipient": {"email": account.email},
+        }
+
+
+async def test_a_callers_identical_subscriptions_share_one_subgraph_subscription(
+    stack, router
+) -> None:
+    """Three tabs with one token: one subscription at the subgraph, every tab gets each event,
+    and the subgraph subscription lives as long as its last tab."""
+    account = await sign_up(router)
+    communication = stack.urls["communication"]
+    baseline = await active_subscriptions(router, communication)
+    async with (
+        graphql_ws(ws_url(stack), account.access_token) as first,
+        graphql_ws(ws_url(stack), account.access_token) as second,
+    ):
+        await first.subscribe(NOTIFICATIONS)
+        await until_live(router, account, first.receive)
+        await second.subscribe(NOTIFICATIONS)
+        async with graphql_ws(ws_url(stack), account.access_token) as third:
+            await third.subscribe(NOTIFICATIONS)
+            await asyncio.sleep(0.5)  # the later subscriptions reach the router
+            assert await active_subscriptions(router, communication) == baseline + 1
+            for client in (first, second, third):
+                await drain(client)
+            await notify(router, account, "To every tab")
+            for client in (first, second, third):
+                assert await data_of(client) == {"title": "To every tab"}
+        # One tab closed: the others still get each event, from the same subscription.
+        await notify(router, account, "To the tabs left")
+        assert await data_of(first) == {"title": "To the tabs left"}
+        assert await data_of(second) == {"title": "To the tabs left"}
+        assert await active_subscriptions(router, communication) == baseline + 1
+    left = await settled(lambda: active_subscriptions(router, communication), baseline, 10)
+    assert left == baseline
+
+
+async def test_each_sharing_subscriber_gets_the_other_subgraphs_fields_of_its_own(
+    stack, router
+) -> None:
+    """An event shared at the subgraph is completed per subscriber: both get the recipient's
+    email from identity, and one leaving does not disturb the other."""
+    account = await sign_up(router)
+    async with (
+        graphql_ws(ws_url(stack), account.access_token) as first,
+        graphql_ws(ws_url(stack), account.access_token) as second,
+    ):
+        await first.subscribe(WITH_RECIPIENT)
+        await until_live(router, account, first.receive)
+        await second.subscribe(WITH_RECIPIENT)
+        await asyncio.sleep(0.5)
+        await drain(first)
+        for title in ("One", "Two"):
+            await notify(router, account, title)
+            expected = {"title": title, "recipient": {"email": account.email}}
+            assert await data_of(first) == expected
+            assert await data_of(second) == expected
+
+
+async def test_subscriptions_of_two_sessions_are_not_shared(stack, router) -> None:
+    """Two devices of one user: a subscription each at the subgraph, and signing one out ends
+    only that device's subscription."""
+    account = await sign_up(router)
+    other_token = await second_session(router, account)
+    communication = stack.urls["communication"]
+    baseline = await active_subscriptions(router, communication)
+    async with (
+        graphql_ws(ws_url(stack), account.access_token) as laptop,
+        graphql_ws(ws_url(stack), other_token) as phone,
+    ):
+        await laptop.subscribe(NOTIFICATIONS)
+        await until_live(router, account, laptop.receive)
+        await phone.subscribe(NOTIFICATIONS)
+        await until_live(router, account, phone.receive)
+        assert await active_subscriptions(router, communication) == baseline + 2
+        await logout(router, account)  # the laptop's session
+        ending = await next_not_data(laptop.receive, within=10)
+        assert ending["payload"]["errors"][0]["extensions"]["reason"] == "revoked"
+        await drain(phone)
+        await notify(router, Account(account.id, "", "", other_token, ""), "Still here")
+        assert await data_of(phone) == {"title": "Still here"}
+
+
 # --- no leak ---------------------------------------------------------------------------
 
 CYCLES = 100
