@@ -232,10 +232,12 @@ async def through_router(
     client = aioredis.Redis.from_url(redis_url)
     try:
         channels = {user: f"{channel_prefix}notifications:{user}" for user in users}
-        # Publish once communication listens on Redis for every subscriber.
+        # Publish once communication listens on every subscriber's channel. Each of its
+        # processes listens on a channel once, however many subscriptions it serves there.
+        wanted = {channels[users[i % len(users)]] for i in range(subscribers)}
         for _ in range(600):
-            listening = sum(n for _, n in await client.pubsub_numsub(*channels.values()))
-            if listening >= connected:
+            listening = await client.pubsub_numsub(*wanted)
+            if all(n > 0 for _, n in listening):
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(SETTLE_SECONDS)
