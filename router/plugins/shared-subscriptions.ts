@@ -149,10 +149,12 @@ class SharedSubscription {
   private iterator: AsyncIterator<Value> | undefined;
   ended = false;
   /** undefined once the subgraph subscription runs; a result when the subgraph answered once. */
-  readonly opened: Promise<Value | undefined>;
+  opened: Promise<Value | undefined> = Promise.resolve(undefined);
   open = false;
 
-  constructor(executor: Executor, request: ExecutionRequest, private readonly release: () => void) {
+  constructor(private readonly release: () => void) {}
+
+  start(executor: Executor, request: ExecutionRequest): void {
     let source: unknown;
     try {
       // Its own signal: the subgraph subscription outlives the subscriber that opened it.
@@ -170,8 +172,7 @@ class SharedSubscription {
         }
         this.iterator = value[Symbol.asyncIterator]();
         this.open = true;
-        if (this.ended) this.stopUpstream(); // everyone left while it was opening
-        else void this.pump(this.iterator);
+        void this.pump(this.iterator);
         return undefined;
       },
       (error) => {
@@ -183,7 +184,8 @@ class SharedSubscription {
 
   join(signal: AbortSignal | undefined): Subscriber {
     const subscriber = new Subscriber(this, signal);
-    if (subscriber.gone) this.leave(subscriber); // its client left while it was opening
+    if (this.ended) subscriber.close(); // the subgraph ended it already: so is this one
+    else if (subscriber.gone) this.leave(subscriber); // its client left while it was opening
     else this.subscribers.add(subscriber);
     return subscriber;
   }
@@ -243,7 +245,7 @@ export function useSharedSubscriptions(): GatewayPlugin {
   return {
     onSubgraphExecute({ subgraphName, executionRequest, executor, setExecutor }) {
       if (executionRequest.operationType !== 'subscription') return;
-      setExecutor(function sharedExecutor(request: ExecutionRequest) {
+      const subscribe = (request: ExecutionRequest, retry: boolean): unknown => {
         const authorization = (request.context as { subscriberAuthorization?: string } | undefined)
           ?.subscriberAuthorization;
         const key = JSON.stringify([
@@ -256,16 +258,25 @@ export function useSharedSubscriptions(): GatewayPlugin {
         ]);
         let shared = running.get(key);
         if (shared === undefined || shared.ended) {
-          const opening: SharedSubscription = new SharedSubscription(executor as Executor, request, () => {
+          const opening: SharedSubscription = new SharedSubscription(() => {
             if (running.get(key) === opening) running.delete(key);
           });
+          running.set(key, opening);
+          opening.start(executor as Executor, request);
           shared = opening;
-          if (!opening.ended) running.set(key, opening);
         }
         const signal = signalOf(request);
         if (shared.open) return shared.join(signal);
         const joining = shared;
-        return joining.opened.then((single) => (single !== undefined ? single : joining.join(signal)));
+        return joining.opened.then((single) => {
+          if (single !== undefined) return single;
+          // Everyone else waiting for it left before it opened, and it was stopped: a new one.
+          if (joining.ended && retry) return subscribe(request, false);
+          return joining.join(signal);
+        });
+      };
+      setExecutor(function sharedExecutor(request: ExecutionRequest) {
+        return subscribe(request, true);
       } as never);
     },
   };
