@@ -169,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"stack: ready after {time.monotonic() - started:.0f}s")
 
         subscribers = args.subscribers or (100 if args.quick else 1000)
-        # Enough signed-in members for every subscriber to be one of a user's few devices
-        # (subscribers.DEVICES_PER_USER); each login is a real argon2 check (~0.15 s).
-        members = math.ceil(subscribers / subscribers_module.DEVICES_PER_USER)
+        # Enough signed-in members for every subscriber to be one of a user's few tabs
+        # (subscribers.TABS_PER_USER); each login is a real argon2 check (~0.15 s).
+        members = math.ceil(subscribers / subscribers_module.TABS_PER_USER)
         tokens = _sign_in(urls["identity"], seeded, min(len(seeded.user_ids), 1 + max(members, 10)))
         admin_id = seeded.user_ids[0]
         bench = measure.Bench(

@@ -27,9 +27,10 @@ import redis.asyncio as aioredis
 import websockets
 
 SUBSCRIPTION = "subscription Inbox { notificationAdded { id title } }"
-# Subscribers per signed-in user: a person's open tabs and devices. Each event (a
-# notification for one user) goes to that user's subscribers only.
-DEVICES_PER_USER = 5
+# Subscribers per signed-in user: a person's open tabs, all on the one session (one token:
+# the router shares their subscription at communication). Each event (a notification for
+# one user) goes to that user's subscribers only.
+TABS_PER_USER = 5
 # Between the last subscription and the first event, on both paths: what is measured is an
 # event's trip through subscriptions already held, not the tail of a thousand handshakes
 # (the router and communication still finishing them, and collecting what they left).
