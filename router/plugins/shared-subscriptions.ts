@@ -101,8 +101,12 @@ class Subscriber implements AsyncIterableIterator<Value> {
     const waiting = this.waiting;
     const failing = this.failing;
     this.waiting = this.failing = undefined;
-    if (error && failing) failing(error.error);
-    else if (waiting) waiting({ value: undefined, done: true });
+    if (error && failing) {
+      this.failure = undefined; // thrown once, then done
+      failing(error.error);
+    } else if (waiting) {
+      waiting({ value: undefined, done: true });
+    }
   }
 
   next(): Promise<IteratorResult<Value>> {

@@ -321,8 +321,8 @@ async def test_a_callers_identical_subscriptions_share_one_subgraph_subscription
 async def test_each_sharing_subscriber_gets_the_other_subgraphs_fields_of_its_own(
     stack, router
 ) -> None:
-    """An event shared at the subgraph is completed per subscriber: both get the recipient's
-    email from identity, and one leaving does not disturb the other."""
+    """An event shared at the subgraph is completed per subscriber: each gets the recipient's
+    email from identity, event after event."""
     account = await sign_up(router)
     async with (
         graphql_ws(ws_url(stack), account.access_token) as first,
