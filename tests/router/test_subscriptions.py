@@ -340,6 +340,34 @@ async def test_each_sharing_subscriber_gets_the_other_subgraphs_fields_of_its_ow
             assert await data_of(second) == expected
 
 
+async def test_a_lost_subgraph_ends_every_tab_sharing_its_subscription(stack, router) -> None:
+    """Communication goes away under two tabs sharing a subscription: each tab gets the error
+    naming it, then the end, as a subscription of its own would."""
+    account = await sign_up(router)
+    async with (
+        graphql_ws(ws_url(stack), account.access_token) as first,
+        graphql_ws(ws_url(stack), account.access_token) as second,
+    ):
+        await first.subscribe(NOTIFICATIONS)
+        await until_live(router, account, first.receive)
+        await second.subscribe(NOTIFICATIONS)
+        await asyncio.sleep(0.5)
+        await drain(first)
+        stack.stop_service("communication")
+        try:
+            for client in (first, second):
+                ending = await next_not_data(client.receive, within=30)
+                error = ending["payload"]["errors"][0]
+                assert error["extensions"] == {
+                    "code": "SUBGRAPH_UNAVAILABLE",
+                    "serviceName": "communication",
+                }
+                completed = await asyncio.wait_for(client.receive(), 5)
+                assert completed["type"] == "complete"
+        finally:
+            stack.restart_service("communication")
+
+
 async def test_subscriptions_of_two_sessions_are_not_shared(stack, router) -> None:
     """Two devices of one user: a subscription each at the subgraph, and signing one out ends
     only that device's subscription."""
