@@ -254,6 +254,7 @@ class SessionRevocations:
         delay = 0.1
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            abandoned = False
             try:
                 await pubsub.subscribe(self.channel)
                 # Subscribed first, then read: a revocation in between is in one or both.
@@ -271,6 +272,11 @@ class SessionRevocations:
                         sid = sid.decode() if isinstance(sid, bytes) else str(sid)
                         self._remember(sid)
                         self._wake(sid)
+            except GeneratorExit:
+                # Closed by the garbage collector after its loop was (a loop closed without
+                # stopping the listener, as some test clients do): nothing can be awaited now.
+                abandoned = True
+                raise
             except (aioredis.RedisError, OSError):
                 log.warning("session revocation channel lost; reconnecting", exc_info=True)
                 self._listening.set()  # watchers fall back to expiry meanwhile
@@ -278,7 +284,8 @@ class SessionRevocations:
                 delay = min(delay * 2, 5.0)
             finally:
                 self._complete = False  # announcements may be missed: ask Redis meanwhile
-                await pubsub.aclose()
+                if not abandoned:
+                    await pubsub.aclose()
 
     def _wake(self, sid: str) -> None:
         for event in self._watchers.get(sid, ()):

@@ -270,6 +270,21 @@ async def drain(client: Any) -> None:
             return
 
 
+@asynccontextmanager
+async def two_tabs(stack, router, account: Account, query: str) -> AsyncIterator[tuple[Any, Any]]:
+    """Two clients with the account's one token and the same subscription, both live."""
+    async with (
+        graphql_ws(ws_url(stack), account.access_token) as first,
+        graphql_ws(ws_url(stack), account.access_token) as second,
+    ):
+        await first.subscribe(query)
+        await until_live(router, account, first.receive)
+        await second.subscribe(query)
+        await asyncio.sleep(0.5)  # the second subscription reaches the router
+        await drain(first)
+        yield first, second
+
+
 async def test_an_event_carries_fields_of_other_subgraphs(stack, router) -> None:
     """The recipient's email comes from identity, fetched for each event with the
     subscriber's own token (a WebSocket client sends it in connection_init, not a header)."""
@@ -293,18 +308,12 @@ async def test_a_callers_identical_subscriptions_share_one_subgraph_subscription
     account = await sign_up(router)
     communication = stack.urls["communication"]
     baseline = await active_subscriptions(router, communication)
-    async with (
-        graphql_ws(ws_url(stack), account.access_token) as first,
-        graphql_ws(ws_url(stack), account.access_token) as second,
-    ):
-        await first.subscribe(NOTIFICATIONS)
-        await until_live(router, account, first.receive)
-        await second.subscribe(NOTIFICATIONS)
+    async with two_tabs(stack, router, account, NOTIFICATIONS) as (first, second):
         async with graphql_ws(ws_url(stack), account.access_token) as third:
             await third.subscribe(NOTIFICATIONS)
-            await asyncio.sleep(0.5)  # the later subscriptions reach the router
+            await asyncio.sleep(0.5)  # the third subscription reaches the router
             assert await active_subscriptions(router, communication) == baseline + 1
-            for client in (first, second, third):
+            for client in (second, third):
                 await drain(client)
             await notify(router, account, "To every tab")
             for client in (first, second, third):
@@ -324,15 +333,7 @@ async def test_each_sharing_subscriber_gets_the_other_subgraphs_fields_of_its_ow
     """An event shared at the subgraph is completed per subscriber: each gets the recipient's
     email from identity, event after event."""
     account = await sign_up(router)
-    async with (
-        graphql_ws(ws_url(stack), account.access_token) as first,
-        graphql_ws(ws_url(stack), account.access_token) as second,
-    ):
-        await first.subscribe(WITH_RECIPIENT)
-        await until_live(router, account, first.receive)
-        await second.subscribe(WITH_RECIPIENT)
-        await asyncio.sleep(0.5)
-        await drain(first)
+    async with two_tabs(stack, router, account, WITH_RECIPIENT) as (first, second):
         for title in ("One", "Two"):
             await notify(router, account, title)
             expected = {"title": title, "recipient": {"email": account.email}}
@@ -344,15 +345,7 @@ async def test_a_lost_subgraph_ends_every_tab_sharing_its_subscription(stack, ro
     """Communication goes away under two tabs sharing a subscription: each tab gets the error
     naming it, then the end, as a subscription of its own would."""
     account = await sign_up(router)
-    async with (
-        graphql_ws(ws_url(stack), account.access_token) as first,
-        graphql_ws(ws_url(stack), account.access_token) as second,
-    ):
-        await first.subscribe(NOTIFICATIONS)
-        await until_live(router, account, first.receive)
-        await second.subscribe(NOTIFICATIONS)
-        await asyncio.sleep(0.5)
-        await drain(first)
+    async with two_tabs(stack, router, account, NOTIFICATIONS) as (first, second):
         stack.stop_service("communication")
         try:
             for client in (first, second):
