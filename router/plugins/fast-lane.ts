@@ -72,7 +72,8 @@ import type { RouterSettings } from './settings.ts';
 
 const ACCEPT = 'application/graphql-response+json, application/json, multipart/mixed';
 
-type ExecutionRequest = {
+/** What the gateway hands an executor (the unified graph's or a subgraph's). */
+export type ExecutionRequest = {
   document: DocumentNode;
   variables?: Record<string, unknown>;
   operationName?: string;
@@ -80,7 +81,7 @@ type ExecutionRequest = {
   signal?: AbortSignal;
   [key: string]: unknown;
 };
-type Executor = (request: ExecutionRequest) => unknown;
+export type Executor = (request: ExecutionRequest) => unknown;
 interface Handler {
   unifiedGraph: GraphQLSchema;
   executor: Executor;

@@ -25,22 +25,10 @@
 import type { GatewayPlugin } from '@graphql-hive/gateway';
 import { print, type DocumentNode } from 'graphql';
 
-type Value = unknown;
-type ExecutionRequest = {
-  document: DocumentNode;
-  variables?: Record<string, unknown>;
-  operationName?: string;
-  extensions?: Record<string, unknown>;
-  context?: unknown;
-  info?: { signal?: AbortSignal } | unknown;
-  signal?: AbortSignal;
-  [key: string]: unknown;
-};
-type Executor = (request: ExecutionRequest) => unknown;
+import type { ExecutionRequest, Executor } from './fast-lane.ts';
+import { isAsyncIterable } from './timeout.ts';
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<Value> {
-  return value != null && typeof (value as AsyncIterable<Value>)[Symbol.asyncIterator] === 'function';
-}
+type Value = unknown;
 
 /** A copy of the plain objects and arrays of a JSON-like value; anything else is shared. */
 function copied(value: Value): Value {
