@@ -23,7 +23,7 @@ import { withFastLane } from './plugins/fast-lane.ts';
 import { usePrometheus } from './plugins/metrics.ts';
 import { operationLimits, useIntrospectionDisabled } from './plugins/operation-limits.ts';
 import { persistedDocuments } from './plugins/persisted-documents.ts';
-import { useRateLimit } from './plugins/rate-limit.ts';
+import { RateLimiter, useRateLimit } from './plugins/rate-limit.ts';
 import { useSubgraphReadiness } from './plugins/readiness.ts';
 import { useRequestIds } from './plugins/request-id.ts';
 import { useRestPassthrough } from './plugins/rest.ts';
@@ -54,6 +54,8 @@ try {
 const { isDev } = settings;
 // Tokens the JWT plugin verified: skipped on their next requests, and the early lane's caller.
 const verifiedTokens = new VerifiedTokens();
+// One set of buckets for the rate limit plugin and the early lane's server stage.
+const rateLimiter = RateLimiter.of(settings);
 
 // The gateway's own --hive-router-runtime flag only warns and falls back to the JS planner
 // when the package is missing; Hub must never run on the fallback unnoticed, so load the
@@ -184,7 +186,7 @@ export const gatewayConfig = defineConfig({
     useRequestIds(),
     useVerifiedTokenCache(verifiedTokens),
     useSubgraphReadiness(settings),
-    useRateLimit(settings),
+    useRateLimit(rateLimiter),
     useOriginCheck(settings),
     useBodyLimit(settings),
     useRestPassthrough(settings),
@@ -211,6 +213,6 @@ export const gatewayConfig = defineConfig({
       : []),
     // Last: its onRequest runs after every other one (request id, rate limit, origin, body
     // limit, REST), and it learns from the result every other hook has finished with.
-    useEarlyLane(settings, verifiedTokens),
+    useEarlyLane(settings, verifiedTokens, rateLimiter),
   ],
 });

@@ -55,6 +55,7 @@ def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert set(REQUIRED) <= set(results), set(REQUIRED) - set(results)
     for key in ("router_overhead", "python_efficiency", "search"):
         assert results[key]["ratio"] > 0
+    assert results["router_overhead"]["bare_proxy_ratio"] > 0  # the floor beside it
     assert results["subscriptions"]["ratio_p99"] > 0
     n_plus_one = results["n_plus_one"]
     assert set(n_plus_one["entities_statements"]) == {"1", "10", "100", "1000"}

@@ -5,6 +5,16 @@
 // checks, the envelop hook chain (parse/validate caches, context building, JWT, authorization,
 // operation limits, cost, execution), result processing and serialization.
 //
+// Its server stage goes one step further back: Node's HTTP server hands each request to the
+// lane before the gateway's server adapter makes a Fetch API Request of it, and a repeat that
+// needs no other request-level check than those the stage does itself (below) is answered
+// there, from Node's request to Node's response. The adapter, Yoga's onRequest and onResponse
+// hook chains and the Fetch API objects were two fifths of the router's CPU for such a request
+// (README, Performance). Everything else is handed on to the gateway as it came (with the body
+// the stage read), and answered as without the stage: at onRequest when it is a repeat the
+// stage had to leave (it carries an Origin, or a token the JWT or rate limit plugin has yet to
+// verify), else by the normal path.
+//
 // What "a repeat" is, learnt from a request that went the whole normal path (every check ran,
 // the fast lane served it, and the result Yoga serialized was exactly `{"data": <the lane's
 // data>}` answered 200): the same path (/graphql, no query string), method (POST), Content-Type
@@ -47,19 +57,46 @@
 //   With HUB_ROUTER_METRICS=all (phase timings and more) the lane is off.
 // Debug-level log lines of the skipped phases (parameters, subgraph fetches) are not written
 // for these requests (the fast lane already skips the latter).
+//
+// What the server stage checks itself, to answer as the onRequest stage would:
+// - only POST /graphql (no query string) with a JSON Content-Type, a Content-Length of at most
+//   SERVER_STAGE_MAX_BODY (and HUB_ROUTER_MAX_BODY_BYTES), no Transfer-Encoding, a Host header;
+// - no Origin header: a browser's request goes on to the origin check and CORS, which answer
+//   it at the onRequest stage;
+// - request id: the client's sane X-Request-Id or a new one, as request-id.ts; sent to the
+//   subgraph, returned in the response, and written into a request handed on after the
+//   subgraph was asked, so that the normal path carries the same id;
+// - JWT: as at onRequest (a token the JWT plugin verified, unexpired);
+// - rate limit: the request is charged to the same bucket (rate-limit.ts's RateLimiter), for
+//   an anonymous request (its address) or a token the limiter has verified itself; charged
+//   once even when it is handed on afterwards; one over the limit is handed on uncharged, and
+//   the rate limit plugin refuses it;
+// - metrics: as at onRequest, with the URL label the server adapter would have made;
+//   hub_router_early_lane_server_total counts the requests this stage answered.
+// A request it answers gets exactly the onRequest stage's response (status, Content-Type,
+// Content-Length, X-Request-Id; no onResponse hook adds anything to a request without an
+// Origin).
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GatewayPlugin } from '@graphql-hive/gateway';
 import { Counter, register, type Histogram } from 'prom-client';
 
 import type { VerifiedTokens } from './auth.ts';
 import { callerKey } from './authorization.ts';
+import { nodeRequestOf } from './client.ts';
 import { fixedCost } from './cost.ts';
-import { count as countLane, earlyTried, handlers, served, type Served } from './fast-lane.ts';
+import { callerOf, count as countLane, earlyTried, handlers, served, type Served } from './fast-lane.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import { GRAPHQL_PATH } from './refusals.ts';
+import { REQUEST_ID_HEADER, requestIdFrom } from './request-id.ts';
 import { deadlineSpent } from './timeout.ts';
 import type { RouterSettings } from './settings.ts';
 
 // Distinct (headers, caller, document, operation) combinations remembered; past it, all go.
 const MAX_ENTRIES = 1000;
+// The largest body the server stage reads: a lane request is a query text (or id) and its
+// variables. A body it hands on that is not a JSON object goes on as bytes, which the server
+// adapter walks once (Object.keys): bounded by this.
+const SERVER_STAGE_MAX_BODY = 16 * 1024;
 // The GraphQL request parameters a learnt body may have (anything else: normal path).
 const PARAMETERS = new Set(['query', 'documentId', 'operationName', 'variables']);
 const JSON_TYPE = /^application\/(graphql\+)?json(;|$)/;
@@ -105,18 +142,207 @@ function part(value: unknown): string {
   return value === undefined ? 'u' : `j${JSON.stringify(value)}`;
 }
 
-export function useEarlyLane(settings: RouterSettings, tokens: VerifiedTokens): GatewayPlugin {
+/** A request's key, its caller and its variables; undefined for a body the lane never serves. */
+function keyOf(contentType: string, accept: string | null, user: unknown, body: unknown) {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  for (const name in body) if (!PARAMETERS.has(name)) return undefined;
+  const { query, documentId, operationName, variables } = body as Record<string, unknown>;
+  if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) return undefined;
+  const caller = callerKey(user);
+  const key = [contentType, part(accept), caller, part(query), part(documentId), part(operationName)].join('\n');
+  return { key, caller, variables };
+}
+
+let serverAnswers: Counter | undefined;
+function countServerAnswer() {
+  if (serverAnswers === undefined) {
+    serverAnswers =
+      (register.getSingleMetric('hub_router_early_lane_server_total') as Counter | undefined) ||
+      new Counter({
+        name: 'hub_router_early_lane_server_total',
+        help: "Of the early lane's answers, those its server stage gave, before the gateway's server adapter",
+      });
+  }
+  serverAnswers.inc();
+}
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function useEarlyLane(
+  settings: RouterSettings,
+  tokens: VerifiedTokens,
+  rateLimiter?: RateLimiter,
+): GatewayPlugin {
   if (!settings.earlyLane) return {};
   const entries = new Map<string, Entry>();
   const pending = new WeakMap<Request, Pending>(); // requests that may teach an entry
   const clean = new WeakMap<Request, Served>(); // ...whose result was exactly the lane's data
+  // Requests the server stage asked the subgraph about and then handed on: why (a fallback).
+  const askedByServer = new WeakMap<IncomingMessage, string>();
+  const serverBodyLimit = Math.min(SERVER_STAGE_MAX_BODY, settings.maxBodyBytes);
+  let serverStage: Server | undefined;
+
+  /** The entry for a key, if it may answer now. */
+  function usable(key: string): Entry | undefined {
+    const entry = entries.get(key);
+    if (!entry) return undefined;
+    if (entry.generation !== handlers.generation) {
+      entries.delete(key);
+      return undefined;
+    }
+    return entry.cost > settings.maxCost ? undefined : entry; // never learnt so; checked all the same
+  }
+
+  /**
+   * Put the server stage in front of the gateway's request listener. The server is the one
+   * whose first request reached onRequest: the gateway's CLI makes it and keeps it to itself.
+   */
+  function installServerStage(server: Server) {
+    serverStage = server;
+    const gateway = server.listeners('request') as Listener[];
+    server.removeAllListeners('request');
+    const handOn: Listener = (req, res) => {
+      for (const listener of gateway) listener.call(server, req, res);
+    };
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      try {
+        serveFromServer(req, res, handOn);
+      } catch {
+        if (!res.headersSent && req.listenerCount('data') === 0) handOn(req, res); // untouched
+      }
+    });
+  }
+
+  function serveFromServer(req: IncomingMessage, res: ServerResponse, handOn: Listener) {
+    const headers = req.headers;
+    const contentType = headers['content-type'];
+    const length = Number(headers['content-length']);
+    if (
+      req.method !== 'POST' ||
+      req.url !== GRAPHQL_PATH ||
+      entries.size === 0 ||
+      contentType === undefined ||
+      !JSON_TYPE.test(contentType) ||
+      !(length > 0 && length <= serverBodyLimit) ||
+      headers['transfer-encoding'] !== undefined ||
+      headers.host === undefined ||
+      headers.origin !== undefined ||
+      headers['x-hub-query-plan'] !== undefined ||
+      repeatsAHeaderItKeys(req.rawHeaders)
+    ) {
+      handOn(req, res);
+      return;
+    }
+    const authorization = headers.authorization === undefined ? null : headers.authorization;
+    if (authorization !== null && !tokens.lookup(authorization)) {
+      return handOn(req, res); // verified (or refused) by the JWT plugin
+    }
+    if (rateLimiter && clientOf(req, authorization) === undefined) {
+      return handOn(req, res); // the rate limit plugin verifies the token
+    }
+    const started = Date.now();
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => {
+      const raw = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        return handOnRead(req, res, raw, undefined, handOn); // Yoga answers it as before
+      }
+      try {
+        answerRead(req, res, raw, body, started, handOn);
+      } catch {
+        if (!res.headersSent) handOnRead(req, res, raw, body, handOn);
+      }
+    });
+  }
+
+  /** The server stage, once it has read the body of a request it may answer. */
+  function answerRead(
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: Buffer,
+    body: unknown,
+    started: number,
+    handOn: Listener,
+  ) {
+    const headers = req.headers;
+    const contentType = headers['content-type']!;
+    const authorization = headers.authorization === undefined ? null : headers.authorization;
+    const user = authorization === null ? undefined : tokens.lookup(authorization)?.payload;
+    if (authorization !== null && user === undefined) return handOnRead(req, res, raw, body, handOn);
+    const found = keyOf(contentType, headers.accept === undefined ? null : headers.accept, user, body);
+    const entry = found && usable(found.key);
+    if (!found || !entry) return handOnRead(req, res, raw, body, handOn);
+    const client = rateLimiter && clientOf(req, authorization);
+    if (rateLimiter && (client === undefined || rateLimiter.chargeAhead(client, req) !== undefined)) {
+      return handOnRead(req, res, raw, body, handOn); // over the limit: the plugin refuses it
+    }
+    const requestId = requestIdFrom(headers[REQUEST_ID_HEADER] as string | undefined);
+    headers[REQUEST_ID_HEADER] = requestId; // what the normal path reads if it is handed on
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    entry.ask(found.variables, { authorization, requestId }, abort.signal).then(
+      (answer) => {
+        if (abort.signal.aborted) return; // the client left
+        if ('fallback' in answer) {
+          askedByServer.set(req, answer.fallback);
+          countLane(answer.fallback);
+          count('handed_on');
+          return handOnRead(req, res, raw, body, handOn);
+        }
+        countLane('served');
+        count('served');
+        countServerAnswer();
+        const text = JSON.stringify({ data: answer.data });
+        res.writeHead(entry.status, {
+          'Content-Type': entry.contentType,
+          'content-length': Buffer.byteLength(text),
+          [REQUEST_ID_HEADER]: requestId,
+        });
+        res.end(text);
+        const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+        observe(entry, 'POST', `${protocol}://${headers.host}${req.url}`, entry.status, started);
+      },
+      () => {
+        askedByServer.set(req, 'fallback_internal');
+        countLane('fallback_internal');
+        count('handed_on');
+        if (!abort.signal.aborted) handOnRead(req, res, raw, body, handOn);
+      },
+    );
+  }
+
+  /** Who the rate limit charges: undefined while only its plugin can tell (a token to verify). */
+  function clientOf(req: IncomingMessage, authorization: string | null): string | undefined {
+    const forwardedFor = req.headers['x-forwarded-for'];
+    return rateLimiter!.knownClientOf(authorization, forwardedFor === undefined ? null : forwardedFor, req);
+  }
 
   return {
     onSchemaChange() {
       entries.clear();
     },
 
-    onRequest({ request, url, fetchAPI, endResponse }) {
+    onRequest({ request, url, fetchAPI, endResponse, serverContext }) {
+      const nodeRequest = nodeRequestOf(serverContext);
+      if (nodeRequest !== undefined) {
+        if (serverStage === undefined) {
+          const server = (nodeRequest.socket as { server?: Server } | null)?.server;
+          if (server && typeof server.listeners === 'function') installServerStage(server);
+        }
+        const fallback = askedByServer.get(nodeRequest);
+        if (fallback !== undefined) {
+          // Asked once by the server stage: the normal path answers, without the fast lane.
+          earlyTried.add(request);
+          if (fallback === 'fallback_timeout') deadlineSpent.add(request);
+          return;
+        }
+      }
       if (request.method !== 'POST') return;
       const headers = request.headers;
       const contentType = headers.get('content-type');
@@ -136,28 +362,12 @@ export function useEarlyLane(settings: RouterSettings, tokens: VerifiedTokens): 
       Object.defineProperty(request, 'json', { value: () => parsed, configurable: true });
       return parsed.then(
         (body: unknown) => {
-          if (body === null || typeof body !== 'object' || Array.isArray(body)) return;
-          for (const name in body) if (!PARAMETERS.has(name)) return;
-          const { query, documentId, operationName, variables } = body as Record<string, unknown>;
-          if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) return;
-          const caller = callerKey(user);
-          const key = [
-            contentType,
-            part(headers.get('accept')), // null when absent
-            caller,
-            part(query),
-            part(documentId),
-            part(operationName),
-          ].join('\n');
-          pending.set(request, { key, caller });
-          const entry = entries.get(key);
+          const found = keyOf(contentType, headers.get('accept'), user, body);
+          if (!found) return;
+          pending.set(request, { key: found.key, caller: found.caller });
+          const entry = usable(found.key);
           if (!entry) return;
-          if (entry.generation !== handlers.generation) {
-            entries.delete(key);
-            return;
-          }
-          if (entry.cost > settings.maxCost) return; // never learnt so; checked all the same
-          return entry.ask(variables, request, request.signal).then(
+          return entry.ask(found.variables, callerOf(request), request.signal).then(
             (answer) => {
               if ('fallback' in answer) {
                 // The normal path answers, without the fast lane (it would ask again).
@@ -173,7 +383,7 @@ export function useEarlyLane(settings: RouterSettings, tokens: VerifiedTokens): 
                 status: entry.status,
                 headers: { 'Content-Type': entry.contentType },
               });
-              observe(entry, request, response.status, started);
+              observe(entry, request.method, request.url, response.status, started);
               endResponse(response);
             },
             () => {
@@ -226,8 +436,32 @@ export function useEarlyLane(settings: RouterSettings, tokens: VerifiedTokens): 
   };
 }
 
+// Node keeps the first of repeated Content-Type and Authorization headers where the Fetch API
+// joins them all: the server stage leaves such a request to the gateway, which sees the latter.
+function repeatsAHeaderItKeys(raw: string[]): boolean {
+  let types = 0;
+  let authorizations = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (name === 'content-type') types++;
+    else if (name === 'authorization') authorizations++;
+  }
+  return types > 1 || authorizations > 1;
+}
+
+/**
+ * A request the server stage read and did not answer, handed on with its body: the server
+ * adapter takes a request's `body` property instead of its (now spent) stream. A JSON object
+ * goes on parsed (request.json() returns it as it is), anything else as the bytes.
+ */
+function handOnRead(req: IncomingMessage, res: ServerResponse, raw: Buffer, body: unknown, handOn: Listener) {
+  const parsed = body !== null && typeof body === 'object' && Object.keys(body).length > 0;
+  (req as IncomingMessage & { body?: unknown }).body = parsed ? body : raw;
+  handOn(req, res);
+}
+
 /** The Prometheus series the normal path's request would have counted (metrics.ts). */
-function observe(entry: Entry, request: Request, status: number, started: number) {
+function observe(entry: Entry, method: string, url: string, status: number, started: number) {
   const requests = register.getSingleMetric('graphql_envelop_request') as Counter<string> | undefined;
   if (requests) requests.inc({ operationName: entry.requestOperationName, operationType: 'query' });
   const durations = register.getSingleMetric('graphql_yoga_http_duration') as Histogram<string> | undefined;
@@ -236,9 +470,9 @@ function observe(entry: Entry, request: Request, status: number, started: number
       {
         operationName: entry.documentOperationName,
         operationType: 'query',
-        method: request.method,
+        method,
         statusCode: status,
-        url: request.url,
+        url,
       },
       (Date.now() - started) / 1000,
     );

@@ -123,7 +123,17 @@ export interface Served {
   schema: GraphQLSchema;
   user: unknown; // the caller as the authorization verdict saw it (context.currentUser)
   data: unknown; // what the executor returned as the result's data
-  ask: (variables: unknown, request: Request, signal?: AbortSignal) => Promise<LaneAnswer>;
+  ask: (variables: unknown, caller: Caller, signal?: AbortSignal) => Promise<LaneAnswer>;
+}
+
+/** What the lane passes on of the client's request to the subgraph: its token and request id. */
+export interface Caller {
+  authorization: string | null;
+  requestId: string | undefined;
+}
+
+export function callerOf(request: Request): Caller {
+  return { authorization: request.headers.get('authorization'), requestId: requestIdOf(request) };
 }
 export const served = new WeakMap<Request, Served>();
 
@@ -425,7 +435,7 @@ export function withFastLane(
       }
       let answer: Promise<LaneAnswer>;
       try {
-        answer = ask(decision, request.variables, clientRequest, request.signal);
+        answer = ask(decision, request.variables, callerOf(clientRequest), request.signal);
       } catch {
         count('fallback_internal'); // anything unexpected: the normal path, as always
         return inner(request);
@@ -446,7 +456,7 @@ export function withFastLane(
             schema,
             user: context.currentUser,
             data: result.data,
-            ask: (variables, httpReq, signal) => ask(decision, variables, httpReq, signal),
+            ask: (variables, caller, signal) => ask(decision, variables, caller, signal),
           });
           return result;
         },
@@ -457,9 +467,9 @@ export function withFastLane(
       );
     };
 
-    // The lane's answer for one request (its variables as the client sent them, its HTTP
-    // request for the headers passed on), or why the normal path must answer instead.
-    const ask = (lane: Lane, variableValues: unknown, httpReq: Request, signal?: AbortSignal): Promise<LaneAnswer> => {
+    // The lane's answer for one request (its variables as the client sent them, what is
+    // passed on of its headers), or why the normal path must answer instead.
+    const ask = (lane: Lane, variableValues: unknown, caller: Caller, signal?: AbortSignal): Promise<LaneAnswer> => {
       // The variables as the normal path coerces them; an error there is the normal path's to report.
       const coerced = getVariableValues(
         schema,
@@ -483,10 +493,8 @@ export function withFastLane(
         'content-type': 'application/json',
         'content-length': String(Buffer.byteLength(body)),
       };
-      const authorization = httpReq.headers.get('authorization');
-      if (authorization) headers.authorization = authorization;
-      const id = requestIdOf(httpReq);
-      if (id) headers['x-request-id'] = id;
+      if (caller.authorization) headers.authorization = caller.authorization;
+      if (caller.requestId) headers['x-request-id'] = caller.requestId;
       const start = Date.now();
       return post(agent, lane.target, headers, body, settings.subgraphTimeoutMs, signal).then((answer): LaneAnswer => {
         const seconds = (Date.now() - start) / 1000;

@@ -14,12 +14,13 @@
 // A WebSocket counts once, at its upgrade (by address: its token comes later, in
 // connection_init); the operations on an open socket are not counted.
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 
 import { createRemoteJwksSigningKeyProvider, type GatewayPlugin } from '@graphql-hive/gateway';
 
-import { clientAddress } from './client.ts';
+import { clientAddress, nodeRequestOf } from './client.ts';
 import { refusalResponse } from './refusals.ts';
-import type { RouterSettings } from './settings.ts';
+import type { RateLimit, RouterSettings } from './settings.ts';
 
 // Probes and scrapes are not client traffic.
 const EXEMPT_PATHS = new Set(['/healthcheck', '/readiness', '/metrics']);
@@ -71,68 +72,135 @@ export async function verifiedSubject(
   }
 }
 
-function bearerToken(request: Request): string | undefined {
-  const header = request.headers.get('authorization');
-  if (header === null) return undefined;
-  const [scheme, token] = header.split(' ', 2);
+function bearerToken(authorization: string | null): string | undefined {
+  if (authorization === null) return undefined;
+  const [scheme, token] = authorization.split(' ', 2);
   return token && scheme.toLowerCase() === 'bearer' ? token.trim() : undefined;
 }
 
-export function useRateLimit(settings: RouterSettings): GatewayPlugin {
-  const limit = settings.rateLimit;
-  if (!limit) return {};
-  const refillPerMs = limit.requests / (limit.perSeconds * 1000);
-  const buckets = new Map<string, Bucket>(); // insertion order = least recently seen first
-  const verified = new Map<string, VerifiedToken>();
-  const keyFor: KeyLookup = createRemoteJwksSigningKeyProvider({
-    jwksUri: settings.jwksUrl,
-    cache: true,
-    cacheMaxAge: 5 * 60 * 1000,
-    rateLimit: true,
-    jwksRequestsPerMinute: 60,
-  });
-  const expect = { issuer: settings.jwtIssuer, audience: settings.jwtAudience };
+/**
+ * The buckets and the tokens verified for them: one per router process, shared by the plugin
+ * below and the early lane's server stage (early-lane.ts), so a request is charged to the same
+ * bucket whichever of them answers it.
+ */
+export class RateLimiter {
+  private readonly limit: RateLimit;
+  private readonly refillPerMs: number;
+  private readonly buckets = new Map<string, Bucket>(); // insertion order = least recently seen first
+  private readonly verified = new Map<string, VerifiedToken>();
+  private readonly keyFor: KeyLookup;
+  private readonly expect: { issuer: string; audience: string };
+  private readonly trustForwardedFor: boolean;
+  // Requests the early lane's server stage charged before handing them on: charged once.
+  private readonly prepaid = new WeakSet<IncomingMessage>();
 
-  async function clientOf(request: Request, serverContext: unknown): Promise<string> {
-    const token = bearerToken(request);
-    if (token) {
-      const now = Date.now();
-      let known = verified.get(token);
-      if (!known || known.expiresAt <= now) {
-        verified.delete(token);
-        known = await verifiedSubject(token, keyFor, expect, now);
-        if (known) {
-          verified.set(token, known);
-          if (verified.size > MAX_REMEMBERED_TOKENS) verified.delete(verified.keys().next().value!);
-        }
-      }
-      if (known) return `user:${known.subject}`;
-    }
-    return `address:${clientAddress(request, serverContext, settings.trustForwardedFor)}`;
+  constructor(limit: RateLimit, settings: RouterSettings) {
+    this.limit = limit;
+    this.refillPerMs = limit.requests / (limit.perSeconds * 1000);
+    this.keyFor = createRemoteJwksSigningKeyProvider({
+      jwksUri: settings.jwksUrl,
+      cache: true,
+      cacheMaxAge: 5 * 60 * 1000,
+      rateLimit: true,
+      jwksRequestsPerMinute: 60,
+    });
+    this.expect = { issuer: settings.jwtIssuer, audience: settings.jwtAudience };
+    this.trustForwardedFor = settings.trustForwardedFor;
   }
 
+  static of(settings: RouterSettings): RateLimiter | undefined {
+    return settings.rateLimit ? new RateLimiter(settings.rateLimit, settings) : undefined;
+  }
+
+  /** The client a request is charged to, verifying its token if this limiter has not yet. */
+  async clientOf(authorization: string | null, forwardedFor: string | null, req: IncomingMessage | undefined): Promise<string> {
+    const known = this.knownClientOf(authorization, forwardedFor, req);
+    if (known !== undefined) return known;
+    const token = bearerToken(authorization)!;
+    const now = Date.now();
+    const subject = await verifiedSubject(token, this.keyFor, this.expect, now);
+    if (subject) {
+      this.verified.set(token, subject);
+      if (this.verified.size > MAX_REMEMBERED_TOKENS) this.verified.delete(this.verified.keys().next().value!);
+      return `user:${subject.subject}`;
+    }
+    return `address:${clientAddress(forwardedFor, req, this.trustForwardedFor)}`;
+  }
+
+  /**
+   * The client, when it is known without verifying anything: an anonymous request's address,
+   * or the user of a token this limiter has verified and that has not expired. Undefined for
+   * a token still to be verified.
+   */
+  knownClientOf(authorization: string | null, forwardedFor: string | null, req: IncomingMessage | undefined): string | undefined {
+    const token = bearerToken(authorization);
+    if (token) {
+      const known = this.verified.get(token);
+      if (known && known.expiresAt > Date.now()) return `user:${known.subject}`;
+      this.verified.delete(token);
+      return undefined;
+    }
+    return `address:${clientAddress(forwardedFor, req, this.trustForwardedFor)}`;
+  }
+
+  /** Charge one request to the client's bucket: undefined when within the budget, else the
+   * seconds until it has room again (nothing is charged then). */
+  charge(client: string): number | undefined {
+    const now = Date.now();
+    const bucket = this.buckets.get(client) || { tokens: this.limit.requests, updated: now };
+    bucket.tokens = Math.min(this.limit.requests, bucket.tokens + (now - bucket.updated) * this.refillPerMs);
+    bucket.updated = now;
+    this.buckets.delete(client);
+    this.buckets.set(client, bucket);
+    if (this.buckets.size > MAX_CLIENTS) this.buckets.delete(this.buckets.keys().next().value!);
+
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return undefined;
+    }
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.refillPerMs / 1000));
+  }
+
+  /** `charge`, for a request that may still go on to the plugin below, which then skips it. */
+  chargeAhead(client: string, req: IncomingMessage): number | undefined {
+    const retryAfter = this.charge(client);
+    if (retryAfter === undefined) this.prepaid.add(req);
+    return retryAfter;
+  }
+
+  /** Whether a request to this path is charged at all: probes, scrapes and preflights are not. */
+  static charged(pathname: string, method: string): boolean {
+    return !EXEMPT_PATHS.has(pathname) && method !== 'OPTIONS';
+  }
+
+  chargedAhead(req: IncomingMessage): boolean {
+    return this.prepaid.has(req);
+  }
+
+  describe(): string {
+    return `${this.limit.requests} requests per ${this.limit.perSeconds}s`;
+  }
+}
+
+export function useRateLimit(limiter: RateLimiter | undefined): GatewayPlugin {
+  if (!limiter) return {};
   return {
     async onRequest({ request, url, serverContext, fetchAPI, endResponse }) {
-      if (EXEMPT_PATHS.has(url.pathname) || request.method === 'OPTIONS') return;
-      const client = await clientOf(request, serverContext);
-      const now = Date.now();
-      const bucket = buckets.get(client) || { tokens: limit.requests, updated: now };
-      bucket.tokens = Math.min(limit.requests, bucket.tokens + (now - bucket.updated) * refillPerMs);
-      bucket.updated = now;
-      buckets.delete(client);
-      buckets.set(client, bucket);
-      if (buckets.size > MAX_CLIENTS) buckets.delete(buckets.keys().next().value!);
-
-      if (bucket.tokens >= 1) {
-        bucket.tokens -= 1;
-        return;
-      }
-      const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / refillPerMs / 1000));
+      if (!RateLimiter.charged(url.pathname, request.method)) return;
+      const req = nodeRequestOf(serverContext);
+      if (req !== undefined && limiter.chargedAhead(req)) return;
+      const client = await limiter.clientOf(
+        request.headers.get('authorization'),
+        request.headers.get('x-forwarded-for'),
+        req,
+      );
+      const retryAfter = limiter.charge(client);
+      if (retryAfter === undefined) return;
       endResponse(
         refusalResponse(fetchAPI, url, {
           status: 429,
           code: 'TOO_MANY_REQUESTS',
-          message: `Rate limit of ${limit.requests} requests per ${limit.perSeconds}s exceeded; retry in ${retryAfter}s.`,
+          message: `Rate limit of ${limiter.describe()} exceeded; retry in ${retryAfter}s.`,
           headers: { 'retry-after': String(retryAfter) },
         }),
       );

@@ -3,6 +3,7 @@
 // there: the subgraph fetches (GraphQL and REST), the response header, every log line.
 // Replaces the gateway's built-in `requestId`, which trusts any client value verbatim
 // (a 10 KB or newline-laden id would go straight into logs and subgraph headers).
+import { randomUUID } from 'node:crypto';
 import type { GatewayPlugin } from '@graphql-hive/gateway';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -13,11 +14,16 @@ export function requestIdOf(request: Request): string | undefined {
   return id === null ? undefined : id;
 }
 
+/** The client's id when it is a sane token, else a new one. */
+export function requestIdFrom(given: string | null | undefined): string {
+  return given && SANE_ID.test(given) ? given : randomUUID();
+}
+
 export function useRequestIds(): GatewayPlugin {
   return {
-    onRequest({ request, serverContext, fetchAPI }) {
+    onRequest({ request, serverContext }) {
       const given = request.headers.get(REQUEST_ID_HEADER);
-      const id = given && SANE_ID.test(given) ? given : fetchAPI.crypto.randomUUID();
+      const id = requestIdFrom(given);
       if (id !== given) request.headers.set(REQUEST_ID_HEADER, id);
       // The request's logger carries the id. Made when first read: most requests log nothing
       // (and one answered by the early lane never reads it).

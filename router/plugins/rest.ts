@@ -4,7 +4,7 @@
 // (Authorization, Cookie): the gateway's JWT plugin sees only GraphQL requests.
 import type { GatewayPlugin } from '@graphql-hive/gateway';
 import { tooLarge } from './body-limit.ts';
-import { clientAddress } from './client.ts';
+import { clientAddress, nodeRequestOf } from './client.ts';
 import { refusalResponse, type Refusal } from './refusals.ts';
 import type { RouterSettings } from './settings.ts';
 
@@ -92,8 +92,8 @@ export function useRestPassthrough(settings: RouterSettings): GatewayPlugin {
       }
 
       const headers = copyHeaders(request.headers, fetchAPI.Headers);
-      const client = clientAddress(request, serverContext, settings.trustForwardedFor);
       const forwardedFor = request.headers.get('x-forwarded-for');
+      const client = clientAddress(forwardedFor, nodeRequestOf(serverContext), settings.trustForwardedFor);
       headers.set('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${client}` : client);
       headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
       headers.set('x-forwarded-host', request.headers.get('host') ?? url.host);

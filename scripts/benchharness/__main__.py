@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         for service, name in stack.database_names.items()
     }
     yardstick: subprocess.Popen[bytes] | None = None
+    bare_proxy: subprocess.Popen[bytes] | None = None
     # SIGTERM stops a run as Ctrl-C does: through the `finally` below, which stops the stack
-    # and the yardstick (a terminated run left its yardstick serving).
+    # and the yardsticks (a terminated run left its yardstick serving).
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.reseed or not args.keep:
@@ -164,8 +166,24 @@ def main(argv: list[str] | None = None) -> int:
             cwd=ROOT,
             env=os.environ.copy(),
         )
-        urls = {**stack.urls, "yardstick": f"http://127.0.0.1:{yardstick_port}"}
+        # The router overhead's floor: Node's HTTP server and client forwarding to content.
+        bare_proxy_port = free_port()
+        bare_proxy = subprocess.Popen(
+            [
+                shutil.which("node") or "node",
+                str(ROOT / "scripts" / "benchharness" / "bare-proxy.mjs"),
+                stack.urls["content"],
+                str(bare_proxy_port),
+            ],
+            cwd=ROOT,
+        )
+        urls = {
+            **stack.urls,
+            "yardstick": f"http://127.0.0.1:{yardstick_port}",
+            "bare_proxy": f"http://127.0.0.1:{bare_proxy_port}",
+        }
         _wait_http(urls["yardstick"] + "/", timeout=30)
+        _wait_http(urls["bare_proxy"] + "/", timeout=30)
         log(f"stack: ready after {time.monotonic() - started:.0f}s")
 
         subscribers = args.subscribers or (100 if args.quick else 1000)
@@ -189,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
         )
         pids = _pids(stack)
-        bench.pids = {**pids, "yardstick": yardstick.pid}
+        bench.pids = {**pids, "yardstick": yardstick.pid, "bare_proxy": bare_proxy.pid}
         phases["ready"] = round(time.monotonic() - started, 1)
         memory_before = measure.rss_of_processes(pids)
         output = args.output or results_dir / f"{stamp}.json"
@@ -244,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"results: {output} ({final['seconds_total']:.0f}s)")
         return 0 if complete or args.only else 1
     finally:
-        if yardstick is not None:
-            yardstick.terminate()
-            yardstick.wait(timeout=30)
+        for yardstick_process in (yardstick, bare_proxy):
+            if yardstick_process is not None:
+                yardstick_process.terminate()
+                yardstick_process.wait(timeout=30)
         stack.stop()
         stack.delete_redis_keys()
         if not args.keep:

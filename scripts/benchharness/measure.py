@@ -124,15 +124,14 @@ def _wrk(
     return result
 
 
-def _pair(
-    bench: Bench, a: Callable[[], load.Result], b: Callable[[], load.Result]
-) -> tuple[list[load.Result], list[load.Result]]:
-    """Interleaved rounds (a, b, a, b, ...): slow drifts of a shared machine hit both."""
-    first, second = [], []
+def _interleaved(bench: Bench, *loads: Callable[[], load.Result]) -> list[list[load.Result]]:
+    """Interleaved rounds (a, b, a, b, ...): slow drifts of a shared machine hit them all.
+    The results of each load, in the order given."""
+    results: list[list[load.Result]] = [[] for _ in loads]
     for _ in range(bench.rounds):
-        first.append(a())
-        second.append(b())
-    return first, second
+        for run, into in zip(loads, results, strict=True):
+            into.append(run())
+    return results
 
 
 def _warm_up(bench: Bench, *loads: Callable[[], load.Result]) -> None:
@@ -169,9 +168,14 @@ def router_overhead(bench: Bench) -> None:
     def direct_to_content() -> load.Result:
         return _wrk(bench, "document-direct", bench.gql("content"), lines, connections=10)
 
-    _warm_up(bench, via_router, direct_to_content)
-    via, direct = _pair(bench, via_router, direct_to_content)
+    def via_bare_proxy() -> load.Result:
+        url = f"{bench.urls['bare_proxy']}/graphql"
+        return _wrk(bench, "document-via-bare-proxy", url, lines, connections=10)
+
+    _warm_up(bench, via_router, direct_to_content, via_bare_proxy)
+    via, direct, bare = _interleaved(bench, via_router, direct_to_content, via_bare_proxy)
     rps_via, rps_direct = _mean([r.rps for r in via]), _mean([r.rps for r in direct])
+    rps_bare = _mean([r.rps for r in bare])
     bench.results["router_overhead"] = {
         "query": "document(id) { id title status owner { id } } — content only",
         "router_rps": rps_via,
@@ -181,9 +185,14 @@ def router_overhead(bench: Bench) -> None:
         "ratio": rps_via / rps_direct,
         "target": ">= 0.8",
         "met": rps_via / rps_direct >= 0.8,
+        # The same requests through a bare Node proxy (Node's HTTP server and client, nothing
+        # else): the least any router written for Node adds on this machine.
+        "bare_proxy_rps": rps_bare,
+        "bare_proxy_ratio": rps_bare / rps_direct,
         # Where each request's CPU went ("machine": every process, wrk included).
         "cpu_ms_via_router": _mean_cpu(via),
         "cpu_ms_direct": _mean_cpu(direct),
+        "cpu_ms_via_bare_proxy": _mean_cpu(bare),
     }
 
 
@@ -212,11 +221,7 @@ def python_efficiency(bench: Bench) -> None:
         return _wrk(bench, "documents-strawberry-floor", floor_url, floor, connections=10)
 
     _warm_up(bench, subgraph, raw_asgi, strawberry_floor)
-    graphql, yardstick, bare = [], [], []
-    for _ in range(bench.rounds):  # interleaved, as _pair
-        graphql.append(subgraph())
-        yardstick.append(raw_asgi())
-        bare.append(strawberry_floor())
+    graphql, yardstick, bare = _interleaved(bench, subgraph, raw_asgi, strawberry_floor)
     rps_g, rps_y = _mean([r.rps for r in graphql]), _mean([r.rps for r in yardstick])
     rps_f = _mean([r.rps for r in bare])
     bench.results["python_efficiency"] = {
@@ -434,7 +439,7 @@ def search(bench: Bench) -> None:
     admin = _auth(bench.admin_token)
     gql = [(admin, {"query": SEARCH, "variables": {"query": q}}) for q in queries]
     raw: list[tuple[str, dict[str, Any]]] = [("", {"query": q}) for q in queries]
-    graphql, yardstick = _pair(
+    graphql, yardstick = _interleaved(
         bench,
         lambda: _wrk(bench, "search-graphql", bench.gql("content"), gql, connections=4),
         lambda: _wrk(

@@ -38,6 +38,15 @@ def table(document: dict[str, Any]) -> str:
             _mark(ro["met"]),
         )
     )
+    rows.append(
+        (
+            "  the same through a bare Node proxy (node:http, forwarding only) / direct",
+            f"{ro['bare_proxy_rps']:.0f} / {ro['direct_rps']:.0f} req/s",
+            f"{ro['bare_proxy_ratio']:.2f}",
+            "",
+            "the floor for a Node router",
+        )
+    )
     pe = r["python_efficiency"]
     rows.append(
         (

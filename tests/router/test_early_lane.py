@@ -3,7 +3,9 @@
 A repeat of a request the fast lane served cleanly through the whole normal path (same
 query text or persisted id, operation name, Content-Type and Accept, same caller as the
 authorization verdict sees it; only the variables differ) is answered at Yoga's onRequest
-stage. The session stack's router has it on (the default). A second router in front of the
+stage, or by its server stage before that, straight from Node's request (a request without
+an Origin, with a token both the JWT and rate limit plugins verified or none). The session
+stack's router has it on (the default). A second router in front of the
 same subgraphs has it off (HUB_ROUTER_EARLY_LANE=off, the fast lane still on): every request
 here goes to both, and their answers must be the same, byte for byte, with the same
 refusals. `hub_router_early_lane_total` shows what the lane did (`learnt`, `served`,
@@ -159,6 +161,17 @@ async def served_early(router: httpx.AsyncClient) -> float:
     return (await early_outcomes(router)).get("served", 0.0)
 
 
+async def served_by_server_stage(router: httpx.AsyncClient) -> float:
+    """Of the early answers, those the server stage gave (before the server adapter)."""
+    text = (await router.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "hub_router_early_lane_server_total"
+    )
+
+
 def comparable_headers(response: httpx.Response) -> list[tuple[str, str]]:
     """The response's headers, in order, without the values that differ on every response."""
     return [
@@ -223,6 +236,7 @@ async def test_a_repeated_query_is_answered_early_with_the_same_bytes_and_header
         f"query Doc_{RUN}($id: ID!) {{ document(id: $id) {{ id title status owner {{ id }} }} }}"
     )
     before = await served_early(router)
+    before_server = await served_by_server_stage(router)
     for id_ in ids:  # different variables every time: only the text must repeat
         response = await both(
             router,
@@ -233,6 +247,67 @@ async def test_a_repeated_query_is_answered_early_with_the_same_bytes_and_header
         )
         assert response.json()["data"]["document"]["id"] == id_
     assert await served_early(router) - before >= 2, "the early lane answered no repeat"
+    # No Origin, a token already verified: the server stage answered them.
+    assert await served_by_server_stage(router) - before_server >= 2
+
+
+async def test_what_the_server_stage_reads_and_does_not_answer_gets_the_normal_answer(
+    router, early_off, account, document
+) -> None:
+    """Once the lane is warm, the server stage reads every small JSON POST to /graphql; what it
+    does not answer goes on with the body it read, and is answered as by the router without
+    the lane: byte for byte, errors included."""
+    query = f"query Read_{RUN}($id: ID!) {{ document(id: $id) {{ id title }} }}"
+    warm = {"query": query, "variables": {"id": document["id"]}}
+    await both(router, early_off, warm, account.headers)
+    before = await served_early(router)
+    other = {"query": f"query ReadOther_{RUN} {{ documents(first: 1) {{ nodes {{ id }} }} }}"}
+    sent: list[dict[str, Any] | str] = [
+        other,  # not learnt yet (its first request)
+        '{"query": "query { documents(first: 1) { nodes { id } } }"',  # not JSON
+        "{}",  # an object without a query
+        "[]",  # a batch of nothing
+        '"query"',  # JSON, not an object
+        {"query": query, "variables": {"id": document["id"]}, "extensions": {"x": 1}},
+        {"query": query, "variables": ["not", "an", "object"]},
+        {"query": query, "variables": {"id": 42}},  # refused by the variables' coercion
+    ]
+    for body in sent:
+        await both(router, early_off, body, account.headers, times=1)
+    rename = (
+        "mutation Rename($input: UpdateDocumentInput!) { updateDocument(input: $input) {"
+        " ... on Document { id title } } }"
+    )
+    changes = {"id": document["id"], "version": document["version"], "title": f"Renamed {RUN}"}
+    response = await router.post(
+        "/graphql", json={"query": rename, "variables": {"input": changes}}, headers=account.headers
+    )
+    assert response.json() == {
+        "data": {"updateDocument": {"id": document["id"], "title": changes["title"]}}
+    }
+    assert await served_early(router) == before
+
+
+async def test_a_request_with_two_authorization_headers_goes_the_normal_way(
+    router, early_off, account, document
+) -> None:
+    body = {
+        "query": f"query Twice_{RUN}($id: ID!) {{ document(id: $id) {{ id }} }}",
+        "variables": {"id": document["id"]},
+    }
+    await both(router, early_off, body, account.headers)
+    before = await served_by_server_stage(router)
+    content = json.dumps(body).encode()
+    twice = [
+        ("content-type", "application/json"),
+        ("authorization", account.headers["authorization"]),
+        ("authorization", "Bearer not-a-token"),
+    ]
+    early = await router.post("/graphql", content=content, headers=twice)
+    plain = await early_off.post("/graphql", content=content, headers=twice)
+    assert early.status_code == plain.status_code
+    assert early.content == plain.content
+    assert await served_by_server_stage(router) == before
 
 
 @pytest.mark.parametrize("accept", ["text/event-stream", "multipart/mixed"])
@@ -340,6 +415,15 @@ async def test_requests_answered_early_are_counted_in_the_same_series(
     assert counted["graphql_yoga_http_duration_count"] == 10, deltas[0]
     assert counted["graphql_gateway_subgraph_execute_duration_count"] == 10, deltas[0]
     assert counted["graphql_gateway_fetch_duration_count"] == 10, deltas[0]
+    # The URL label is the one the server adapter would have made.
+    urls = {
+        sample.labels["url"]
+        for family in text_string_to_metric_families((await router.get("/metrics")).text)
+        for sample in family.samples
+        if sample.name == "graphql_yoga_http_duration_count"
+        and sample.labels.get("operationName") == operation
+    }
+    assert urls == {f"http://{router.base_url.netloc.decode()}/graphql"}
     http = [labels for name, labels in deltas[0] if name == "graphql_yoga_http_duration_count"]
     assert dict(http[0]) == {
         "method": "POST",
@@ -500,11 +584,14 @@ async def test_an_origin_outside_the_list_is_refused_and_an_allowed_one_gets_cor
     assert response.json()["errors"][0]["extensions"]["code"] == "ORIGIN_NOT_ALLOWED"
     same_origin = router.base_url.netloc.decode()
     before = await served_early(router)
+    before_server = await served_by_server_stage(router)
     response = await router.post(
         "/graphql", json=body, headers={**account.headers, "origin": f"http://{same_origin}"}
     )
     assert response.status_code == 200
     assert await served_early(router) == before + 1
+    # A browser's request (it has an Origin) is answered at onRequest, after the origin check.
+    assert await served_by_server_stage(router) == before_server
     assert response.headers["access-control-allow-origin"] == f"http://{same_origin}"
     assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
 
@@ -533,6 +620,8 @@ async def test_the_rate_limit_counts_requests_answered_early(guarded, account) -
     assert response.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_REQUESTS"
     assert int(response.headers["retry-after"]) >= 1
     assert await served_early(guarded) >= 1
+    # Charged by the server stage itself, to the same bucket: exactly the limit got through.
+    assert await served_by_server_stage(guarded) >= 1
 
 
 async def test_trusted_documents_only_refuses_query_text_after_its_id_was_answered_early(
