@@ -12,8 +12,8 @@
 // hook chains and the Fetch API objects were two fifths of the router's CPU for such a request
 // (README, Performance). Everything else is handed on to the gateway as it came (with the body
 // the stage read), and answered as without the stage: at onRequest when it is a repeat the
-// stage had to leave (it carries an Origin, or a token the JWT or rate limit plugin has yet to
-// verify), else by the normal path.
+// stage had to leave (a token the JWT or rate limit plugin has yet to verify), else by the
+// normal path.
 //
 // What "a repeat" is, learnt from a request that went the whole normal path (every check ran,
 // the fast lane served it, and the result Yoga serialized was exactly `{"data": <the lane's
@@ -61,8 +61,8 @@
 // What the server stage checks itself, to answer as the onRequest stage would:
 // - only POST /graphql (no query string) with a JSON Content-Type, a Content-Length of at most
 //   SERVER_STAGE_MAX_BODY (and HUB_ROUTER_MAX_BODY_BYTES), no Transfer-Encoding, a Host header;
-// - no Origin header: a browser's request goes on to the origin check and CORS, which answer
-//   it at the onRequest stage;
+// - origin: an Origin the origin check would refuse is handed on to it; an allowed one gets
+//   the CORS plugin's headers (cors.ts, corsHeadersFor);
 // - request id: the client's sane X-Request-Id or a new one, as request-id.ts; sent to the
 //   subgraph, returned in the response, and written into a request handed on after the
 //   subgraph was asked, so that the normal path carries the same id;
@@ -73,9 +73,9 @@
 //   the rate limit plugin refuses it;
 // - metrics: as at onRequest, with the URL label the server adapter would have made;
 //   hub_router_early_lane_server_total counts the requests this stage answered.
-// A request it answers gets exactly the onRequest stage's response (status, Content-Type,
-// Content-Length, X-Request-Id; no onResponse hook adds anything to a request without an
-// Origin).
+// A request it answers gets exactly the onRequest stage's response: status, Content-Type,
+// Content-Length, the CORS headers, X-Request-Id, in that order (the onResponse hooks that
+// run on the early lane's answer add nothing else to it).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GatewayPlugin } from '@graphql-hive/gateway';
 import { Counter, register, type Histogram } from 'prom-client';
@@ -83,6 +83,7 @@ import { Counter, register, type Histogram } from 'prom-client';
 import type { VerifiedTokens } from './auth.ts';
 import { callerKey } from './authorization.ts';
 import { nodeRequestOf } from './client.ts';
+import { corsHeadersFor, originAllowedFor } from './cors.ts';
 import { fixedCost } from './cost.ts';
 import { callerOf, count as countLane, earlyTried, handlers, served, type Served } from './fast-lane.ts';
 import type { RateLimiter } from './rate-limit.ts';
@@ -226,9 +227,8 @@ export function useEarlyLane(
       !(length > 0 && length <= serverBodyLimit) ||
       headers['transfer-encoding'] !== undefined ||
       headers.host === undefined ||
-      headers.origin !== undefined ||
-      headers['x-hub-query-plan'] !== undefined ||
-      repeatsAHeaderItKeys(req.rawHeaders)
+      !originAllowedFor(settings, headers.origin, headers.host) || // refused by the origin check
+      headers['x-hub-query-plan'] !== undefined
     ) {
       handOn(req, res);
       return;
@@ -299,11 +299,18 @@ export function useEarlyLane(
         count('served');
         countServerAnswer();
         const text = JSON.stringify({ data: answer.data });
-        res.writeHead(entry.status, {
-          'Content-Type': entry.contentType,
-          'content-length': Buffer.byteLength(text),
-          [REQUEST_ID_HEADER]: requestId,
-        });
+        // In the order of the onRequest stage's answer: its own headers, the CORS plugin's,
+        // the request id.
+        const written: [string, string][] = [
+          ['Content-Type', entry.contentType],
+          ['content-length', String(Buffer.byteLength(text))],
+        ];
+        if (headers.origin) {
+          const method = headers['access-control-request-method'];
+          written.push(...corsHeadersFor(headers.origin, method, headers['access-control-request-headers']));
+        }
+        written.push([REQUEST_ID_HEADER, requestId]);
+        res.writeHead(entry.status, written.flat());
         res.end(text);
         const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
         observe(entry, 'POST', `${protocol}://${headers.host}${req.url}`, entry.status, started);
@@ -434,19 +441,6 @@ export function useEarlyLane(
       count('learnt');
     },
   };
-}
-
-// Node keeps the first of repeated Content-Type and Authorization headers where the Fetch API
-// joins them all: the server stage leaves such a request to the gateway, which sees the latter.
-function repeatsAHeaderItKeys(raw: string[]): boolean {
-  let types = 0;
-  let authorizations = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (name === 'content-type') types++;
-    else if (name === 'authorization') authorizations++;
-  }
-  return types > 1 || authorizations > 1;
 }
 
 /**
