@@ -286,18 +286,17 @@ export function useEarlyLane(
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    entry.ask(found.variables, { authorization, requestId }, abort.signal).then(
-      (answer) => {
+    const fallBack = (why: string) => {
+      askedByServer.set(req, why);
+      countLane(why);
+      count('handed_on');
+      if (!abort.signal.aborted) handOnRead(req, res, raw, body, handOn);
+    };
+    entry
+      .ask(found.variables, { authorization, requestId }, abort.signal)
+      .then((answer) => {
         if (abort.signal.aborted) return; // the client left
-        if ('fallback' in answer) {
-          askedByServer.set(req, answer.fallback);
-          countLane(answer.fallback);
-          count('handed_on');
-          return handOnRead(req, res, raw, body, handOn);
-        }
-        countLane('served');
-        count('served');
-        countServerAnswer();
+        if ('fallback' in answer) return fallBack(answer.fallback);
         const text = JSON.stringify({ data: answer.data });
         // In the order of the onRequest stage's answer: its own headers, the CORS plugin's,
         // the request id.
@@ -312,16 +311,19 @@ export function useEarlyLane(
         written.push([REQUEST_ID_HEADER, requestId]);
         res.writeHead(entry.status, written.flat());
         res.end(text);
+        countLane('served');
+        count('served');
+        countServerAnswer();
         const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
         observe(entry, 'POST', `${protocol}://${headers.host}${req.url}`, entry.status, started);
-      },
-      () => {
-        askedByServer.set(req, 'fallback_internal');
-        countLane('fallback_internal');
-        count('handed_on');
-        if (!abort.signal.aborted) handOnRead(req, res, raw, body, handOn);
-      },
-    );
+      })
+      .catch(() => {
+        // Anything unexpected (the lane's request, or writing the answer): the normal path
+        // answers if nothing was sent yet, as everywhere on the lanes; nothing escapes as an
+        // unhandled rejection.
+        if (!res.headersSent) fallBack('fallback_internal');
+        else res.destroy();
+      });
   }
 
   /** Who the rate limit charges: undefined while only its plugin can tell (a token to verify). */
