@@ -181,7 +181,7 @@ export function useEarlyLane(
   // Requests the server stage asked the subgraph about and then handed on: why (a fallback).
   const askedByServer = new WeakMap<IncomingMessage, string>();
   const serverBodyLimit = Math.min(SERVER_STAGE_MAX_BODY, settings.maxBodyBytes);
-  let serverStage: Server | undefined;
+  let serverStageInstalled = false;
 
   /** The entry for a key, if it may answer now. */
   function usable(key: string): Entry | undefined {
@@ -199,7 +199,7 @@ export function useEarlyLane(
    * whose first request reached onRequest: the gateway's CLI makes it and keeps it to itself.
    */
   function installServerStage(server: Server) {
-    serverStage = server;
+    serverStageInstalled = true;
     const gateway = server.listeners('request') as Listener[];
     server.removeAllListeners('request');
     const handOn: Listener = (req, res) => {
@@ -340,7 +340,7 @@ export function useEarlyLane(
     onRequest({ request, url, fetchAPI, endResponse, serverContext }) {
       const nodeRequest = nodeRequestOf(serverContext);
       if (nodeRequest !== undefined) {
-        if (serverStage === undefined) {
+        if (!serverStageInstalled) {
           const server = (nodeRequest.socket as { server?: Server } | null)?.server;
           if (server && typeof server.listeners === 'function') installServerStage(server);
         }

@@ -168,11 +168,6 @@ export class RateLimiter {
     return retryAfter;
   }
 
-  /** Whether a request to this path is charged at all: probes, scrapes and preflights are not. */
-  static charged(pathname: string, method: string): boolean {
-    return !EXEMPT_PATHS.has(pathname) && method !== 'OPTIONS';
-  }
-
   chargedAhead(req: IncomingMessage): boolean {
     return this.prepaid.has(req);
   }
@@ -186,7 +181,7 @@ export function useRateLimit(limiter: RateLimiter | undefined): GatewayPlugin {
   if (!limiter) return {};
   return {
     async onRequest({ request, url, serverContext, fetchAPI, endResponse }) {
-      if (!RateLimiter.charged(url.pathname, request.method)) return;
+      if (EXEMPT_PATHS.has(url.pathname) || request.method === 'OPTIONS') return;
       const req = nodeRequestOf(serverContext);
       if (req !== undefined && limiter.chargedAhead(req)) return;
       const client = await limiter.clientOf(

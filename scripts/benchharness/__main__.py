@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         bare_proxy_port = free_port()
         bare_proxy = subprocess.Popen(
             [
-                shutil.which("node") or "node",
+                "node",  # from PATH, as the router's own
                 str(ROOT / "scripts" / "benchharness" / "bare-proxy.mjs"),
                 stack.urls["content"],
                 str(bare_proxy_port),
