@@ -32,6 +32,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -41,14 +42,18 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLAbstractType,
+    GraphQLBoolean,
     GraphQLError,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -64,13 +69,14 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined, gather_with_cancel
+from graphql.type.scalars import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable as is_awaitable
 from strawberry.schema.schema import validate_document
 
-from subgraphs.common.execution import HubExecutionContext, reader_of
+from subgraphs.common.execution import HubExecutionContext, attribute_of, reader_of
 
 if TYPE_CHECKING:
     from subgraphs.common.app import HubGraphQL
@@ -90,7 +96,7 @@ class Bail(Exception):
 # complete(value, path, run, info): `info` is the field's, set where the completion asks
 # for one (abstract types, `is_type_of`), as graphql-core hands each field's own around.
 Complete = Callable[[Any, Path | None, "Execution", Any], Any]
-# plain(value): the completed value, computed on the spot (see `_plain`).
+# plain(value): the completed value, computed on the spot (see "completing plainly").
 Plain = Callable[[Any], Any]
 
 
@@ -101,12 +107,13 @@ class _Field:
     nodes: list[FieldNode]
     parent_type: GraphQLObjectType
     read: Callable[[Any], Any] | None  # an attribute read; None: call `resolve`
+    attribute: str | None  # the attribute `read` reads, when it is one by name
     resolve: Callable[..., Any]
     arguments: dict[str, Any] | None  # constant arguments; None: they name variables
     complete: Complete
-    # The same completion without paths, infos or awaitables, when the value's subtree is
-    # only attribute reads of concrete types (see `_plain`); None otherwise.
-    plain: Plain | None
+    # The value's subtree, when it is only attribute reads of concrete types: completed
+    # without paths, infos or awaitables (see "completing plainly"); None otherwise.
+    plain: PlainShape | None
     needs_path: bool  # False for an attribute read completed plainly: nothing asks for it
     needs_info: bool  # a resolver, or a completion that decides the type of the value
 
@@ -182,6 +189,7 @@ class _Compiler:
         except GraphQLError as error:
             raise Uncompilable("arguments") from error
         read = reader_of(definition, self.default_resolver) if not nodes[0].arguments else None
+        attribute = attribute_of(definition, self.default_resolver) if read is not None else None
         if definition.resolve is None:  # Strawberry gives every field one
             raise Uncompilable("a field without a resolver")
         decides_type: list[bool] = []
@@ -192,6 +200,7 @@ class _Compiler:
             nodes,
             parent_type,
             read,
+            attribute,
             definition.resolve,
             arguments,
             _plainly(plain) if plain is not None else complete,
@@ -202,18 +211,18 @@ class _Compiler:
 
     def _completer(
         self, type_: GraphQLOutputType, nodes: list[FieldNode], decides_type: list[bool]
-    ) -> tuple[Complete, Plain | None]:
+    ) -> tuple[Complete, PlainShape | None]:
         """How to complete a value of `type_`, and how to do it plainly if it can be (see
         `_plain`); appends to `decides_type` when completing needs the field's info (an
         abstract type's `resolve_type`, an object's `is_type_of`)."""
         if isinstance(type_, GraphQLNonNull):
             inner, plain = self._completer(type_.of_type, nodes, decides_type)
-            return _non_null(inner), _plain_non_null(plain) if plain else None
+            return _non_null(inner), _PlainNonNull(plain) if plain else None
         if isinstance(type_, GraphQLList):
             item, plain = self._completer(type_.of_type, nodes, decides_type)
-            return _list(item), _plain_list(plain) if plain else None
+            return _list(item), _PlainList(plain) if plain else None
         if is_leaf_type(type_):
-            return _leaf(type_.coerce_output_value), _plain_leaf(type_.coerce_output_value)
+            return _leaf(type_.coerce_output_value), _PlainLeaf(type_.coerce_output_value)
         selection_sets = [node.selection_set for node in nodes if node.selection_set]
         if isinstance(type_, GraphQLObjectType):
             plan = self.object_plan(type_, selection_sets)
@@ -444,23 +453,173 @@ async def _complete_awaited(
 # owners. For such a subtree (every field below a basic field read as an attribute, every
 # object type concrete and without `is_type_of`, every leaf a scalar or enum), graphql-core's
 # machinery (a path and a result dict per object, an awaitable check per value, a closure
-# per wrapper) is all overhead: no resolver runs, nothing can be pending. `_plain` completes
-# it in one pass instead. A value graphql-core would not complete as a plain value (an
-# awaitable, an exception, a null in a non-null, a value its serializer refuses) bails, as
-# everywhere in a plan: Strawberry then answers.
+# per wrapper) is all overhead: no resolver runs, nothing can be pending. Such a subtree is
+# described by its shape (`PlainShape`), and completed by one Python function written for
+# that shape when it is first needed (`_PlainWriter`): it reads each attribute, checks each
+# null and serializes each leaf inline, and takes a leaf that graphql-core's serializer
+# would return unchanged (a str for String and ID, a bool, an int in Int's range) as it is.
+# A value graphql-core would not complete as a plain value (an awaitable, an exception, a
+# null in a non-null, a value its serializer refuses) bails, as everywhere in a plan:
+# Strawberry then answers.
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainLeaf:
+    serialize: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainNonNull:
+    inner: PlainShape
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainList:
+    item: PlainShape
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainObject:
+    type_name: str
+    # In the selection's order: (response name, how to read it, its shape); `read` is an
+    # attribute's name or a function of the source, both None for `__typename`.
+    entries: tuple[tuple[str, str | Callable[[Any], Any] | None, PlainShape | None], ...]
+
+
+PlainShape = _PlainLeaf | _PlainNonNull | _PlainList | _PlainObject
 
 # What a scalar's serializer may be handed without first asking whether it is an awaitable
 # or an exception (neither is one of these).
 _PLAIN_VALUES = frozenset({str, int, float, bool})
 
+# graphql-core's serializers, and when each returns its value unchanged (`{v}`: the value).
+_AS_IS: dict[Callable[[Any], Any], str] = {
+    GraphQLString.coerce_output_value: "{v}.__class__ is str",
+    GraphQLID.coerce_output_value: "{v}.__class__ is str",
+    GraphQLBoolean.coerce_output_value: "{v}.__class__ is bool",
+    GraphQLInt.coerce_output_value: (
+        f"{{v}}.__class__ is int and {GRAPHQL_MIN_INT} <= {{v}} <= {GRAPHQL_MAX_INT}"
+    ),
+}
 
-def _plainly(plain: Plain) -> Complete:
-    """`plain` as a plan's completion: for the value of a resolver (an awaitable once
-    resolved) or of an attribute read."""
+# Classes whose instances are neither exceptions nor awaitables: both are properties of a
+# class, except for generators (a generator-based coroutine is awaitable by a flag of its
+# code), which are never added.
+_ORDINARY_CLASSES: set[type] = set()
+
+
+def _ordinary(value: Any) -> None:
+    """Bail for a value graphql-core would not complete as an object (an exception, an
+    awaitable); remember the class of one it would."""
+    if isinstance(value, Exception) or is_awaitable(value):
+        raise Bail
+    if not isinstance(value, GeneratorType):
+        _ORDINARY_CLASSES.add(value.__class__)
+
+
+def _not_a_list(value: Any) -> bool:
+    return isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable)
+
+
+class _PlainWriter:
+    """Writes the Python source of a plain completion: a function per shape, lists' items in
+    a function of their own, objects and leaves inline."""
+
+    def __init__(self) -> None:
+        self.functions: list[str] = []
+        self.namespace: dict[str, Any] = {
+            "Bail": Bail,
+            "_ordinary": _ordinary,
+            "_ordinary_classes": _ORDINARY_CLASSES,
+            "_not_a_list": _not_a_list,
+        }
+        self.count = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def constant(self, value: Any, prefix: str) -> str:
+        name = self.fresh(prefix)
+        self.namespace[name] = value
+        return name
+
+    def function(self, shape: PlainShape) -> str:
+        name = self.fresh("complete_")
+        body: list[str] = []
+        result = self.value(shape, "value", body, 1, present=False)
+        self.functions.append("\n".join([f"def {name}(value):", *body, f"    return {result}"]))
+        return name
+
+    def value(
+        self, shape: PlainShape, source: str, out: list[str], depth: int, present: bool
+    ) -> str:
+        """Append the statements completing `source` to `out`; return the name (or literal)
+        of the completed value. `present`: `source` is known not to be null."""
+        pad = "    " * depth
+        if isinstance(shape, _PlainNonNull):
+            out.append(f"{pad}if {source} is None: raise Bail")
+            return self.value(shape.inner, source, out, depth, present=True)
+        if isinstance(shape, _PlainLeaf):
+            result = self.fresh("leaf")
+            general = self.constant(_plain_leaf(shape.serialize), "serialize")
+            as_is = _AS_IS.get(shape.serialize)
+            if as_is is None:
+                out.append(f"{pad}{result} = {general}({source})")
+            else:
+                condition = as_is.format(v=source)
+                out.append(f"{pad}{result} = {source} if {condition} else {general}({source})")
+            return result
+        result = self.fresh("list" if isinstance(shape, _PlainList) else "object")
+        if not present:
+            out.append(f"{pad}{result} = None")
+            out.append(f"{pad}if {source} is not None:")
+            depth += 1
+            pad += "    "
+        if isinstance(shape, _PlainList):
+            item = self.function(shape.item)
+            out.append(f"{pad}if {source}.__class__ is not list and _not_a_list({source}):")
+            out.append(f"{pad}    raise Bail")
+            out.append(f"{pad}{result} = [{item}(each) for each in {source}]")
+            return result
+        out.append(f"{pad}if {source}.__class__ not in _ordinary_classes: _ordinary({source})")
+        items: list[str] = []
+        for response_name, read, field_shape in shape.entries:
+            if read is None or field_shape is None:
+                items.append(f"{response_name!r}: {shape.type_name!r}")
+                continue
+            field_value = self.fresh("field")
+            if isinstance(read, str):
+                out.append(f"{pad}{field_value} = {source}.{read}")
+            else:
+                out.append(f"{pad}{field_value} = {self.constant(read, 'read')}({source})")
+            completed = self.value(field_shape, field_value, out, depth, present=False)
+            items.append(f"{response_name!r}: {completed}")
+        out.append(f"{pad}{result} = {{{', '.join(items)}}}")
+        return result
+
+
+def _written(shape: PlainShape) -> Plain:
+    writer = _PlainWriter()
+    name = writer.function(shape)
+    source = "\n\n".join(writer.functions)
+    exec(compile(source, f"<plain completion {name}>", "exec"), writer.namespace)
+    function: Plain = writer.namespace[name]
+    return function
+
+
+def _plainly(shape: PlainShape) -> Complete:
+    """A plan's completion for a value of `shape`: the value of a resolver (an awaitable
+    once resolved) or of an attribute read. Its function is written on first use: a field
+    inside a plain subtree is completed by its parent's function and never needs its own."""
+    plain: Plain | None = None
 
     def complete(value: Any, path: Path | None, run: Execution, info: Any) -> Any:
+        nonlocal plain
         if is_awaitable(value):
             return _complete_awaited(value, complete, path, run, info)
+        if plain is None:
+            plain = _written(shape)
         try:
             return plain(value)
         except Bail:
@@ -469,26 +628,6 @@ def _plainly(plain: Plain) -> Complete:
             raise Bail from error
 
     return complete
-
-
-def _plain_non_null(inner: Plain) -> Plain:
-    def plain(value: Any) -> Any:
-        if value is None:
-            raise Bail
-        return inner(value)
-
-    return plain
-
-
-def _plain_list(item: Plain) -> Plain:
-    def plain(value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-            raise Bail
-        return [item(each) for each in value]
-
-    return plain
 
 
 def _plain_leaf(serialize: Callable[[Any], Any]) -> Plain:
@@ -507,32 +646,20 @@ def _plain_leaf(serialize: Callable[[Any], Any]) -> Plain:
     return plain
 
 
-def _plain_object(plan: _Object) -> Plain | None:
-    """The object's fields read and completed in one pass, in the selection's order; None
-    unless each of them is a plain attribute read completed plainly."""
+def _plain_object(plan: _Object) -> _PlainObject | None:
+    """The object's shape, if each of its fields is a plain attribute read completed
+    plainly."""
     by_name = {field.response_name: field for field in plan.fields}
-    entries: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
+    entries: list[tuple[str, str | Callable[[Any], Any] | None, PlainShape | None]] = []
     for name in plan.order:
         field = by_name.get(name)
         if field is None:  # __typename
-            entries.append((name, None, plan.type_name))
+            entries.append((name, None, None))
         elif field.read is None or field.plain is None:
             return None
         else:
-            entries.append((name, field.read, field.plain))
-    steps = tuple(entries)
-
-    def plain(value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, Exception) or is_awaitable(value):
-            raise Bail
-        result: dict[str, Any] = {}
-        for name, read, complete in steps:
-            result[name] = complete(read(value)) if read is not None else complete
-        return result
-
-    return plain
+            entries.append((name, field.attribute or field.read, field.plain))
+    return _PlainObject(plan.type_name, tuple(entries))
 
 
 def _execute_object(plan: _Object, source: Any, path: Path | None, run: Execution) -> Any:

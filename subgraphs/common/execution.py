@@ -21,6 +21,7 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from keyword import iskeyword
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -123,6 +124,16 @@ def _plain_object(output_type: GraphQLOutputType) -> GraphQLObjectType | None:
     plain = inner if is_object_type(inner) and inner.is_type_of is None else None
     _plain_objects[id(output_type)] = (output_type, plain)
     return plain
+
+
+def attribute_of(field: GraphQLField, default_resolver: Any) -> str | None:
+    """The attribute a basic field reads from its source (see `reader_of`), by a name that
+    can be written after a dot, when the default resolver reads attributes."""
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if default_resolver is getattr and isinstance(definition, StrawberryField):
+        name = definition.python_name
+        return name if name.isidentifier() and not iskeyword(name) else None
+    return None
 
 
 def reader_of(field: GraphQLField, default_resolver: Any) -> Callable[[Any], Any] | None:

@@ -255,9 +255,10 @@ async def test_plain_queries_are_answered_by_their_plan(compiled_answers: list[s
         "{ named { __typename name ... on Dog { good } } slowPets { ... on Named { name } } }",
         ENTITIES,
         "{ _service { sdl } }",
+        "{ converted { id title note tags count } }",  # numbers and bools in String and ID
     ):
         await _post(_view(compiled=True), _body(query))
-    assert len(compiled_answers) == 9
+    assert len(compiled_answers) == 10
 
 
 async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> None:

@@ -113,7 +113,11 @@ BROKEN = [
     _item(104, colour="green"),  # not a member of the enum
     _item(105, tags=None),  # null in a non-null list
     _item(106, id=ValueError("an error as a value")),  # graphql-core reports it
+    _item(109, count=2**31),  # an int outside Int's range
 ]
+# Not broken: graphql-core's serializers convert them (String and ID from numbers and bools,
+# Int from a bool).
+CONVERTED = [_item(111, id=7, title=5, note=True, tags=[1, 2.5, False], count=True)]
 # Not broken, though no plain value: graphql-core awaits an awaitable wherever it is.
 AWAITED = [
     _item(107, title=Later("an awaited title"), owner=Later(Owner(id=ID("o"), name="Cy"))),
@@ -134,6 +138,10 @@ class Query:
     @strawberry.field
     def awaited(self) -> list[Item]:
         return AWAITED
+
+    @strawberry.field
+    def converted(self) -> list[Item]:
+        return CONVERTED
 
     @strawberry.field
     def strict(self) -> list[Item]:
@@ -159,6 +167,7 @@ QUERIES = [
     ),
     "{ one { id title } loose { title } }",
     "{ awaited { id title tags owner { id name } } }",
+    "{ converted { id title note tags count } }",
 ]
 
 
