@@ -28,6 +28,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import greenlet_spawn
 
+from subgraphs.common.database import ReaderSession
+
 COMPILED_SHAPES = 512  # statement shapes kept compiled per process (LRU)
 
 _dialect = PGDialect_asyncpg()
@@ -143,6 +145,8 @@ def _statement_refused(error: BaseException, driver: Any) -> bool:
 
 def is_reader(session: AsyncSession) -> bool:
     """A `Context.reader()` session: autocommit, no transaction of its own to see."""
+    if isinstance(session, ReaderSession) and session.unmade_engine is not None:
+        return True
     bind = session.bind
     return (
         isinstance(bind, AsyncEngine)
@@ -165,8 +169,10 @@ async def fetch_rows(
         sql, arguments, prepared = _sql_and_arguments(stmt, params)
     except _NotCacheable:
         return (await session.execute(stmt, params)).all()
-    assert isinstance(session.bind, AsyncEngine)
-    engine = session.bind.sync_engine
+    unmade = session.unmade_engine if isinstance(session, ReaderSession) else None
+    bind = unmade if unmade is not None else session.bind
+    assert isinstance(bind, AsyncEngine)
+    engine = bind.sync_engine
     for hook in engine.dispatch.before_cursor_execute:  # no connection, cursor or context
         hook(None, None, sql, arguments, None, False)
     record = await greenlet_spawn(engine.pool.connect)

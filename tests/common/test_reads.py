@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from subgraphs.common.auth import Principal
+from subgraphs.common.database import ReaderSession
 from subgraphs.common.errors import BadInput
 from subgraphs.common.reads import fetch_rows, is_reader
 from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
@@ -128,6 +129,20 @@ async def test_a_session_with_a_transaction_reads_its_own_writes(apps, documents
         )
         assert [row.title for row in rows] == ["not committed"]
         await session.rollback()
+
+
+async def test_a_reader_makes_no_orm_session_until_one_is_asked_for(apps, documents) -> None:
+    stmt = select(Document.title).where(IDS).order_by(Document.title)
+    async with apps["content"].state.readers() as reader:
+        assert isinstance(reader, ReaderSession) and reader.unmade_engine is not None
+        rows = await fetch_rows(reader, stmt, {"ids": documents})
+        assert reader.unmade_engine is not None  # the driver read them
+        # The ORM session is made when asked for, and reads the same rows.
+        orm_titles = (await reader.scalars(stmt, {"ids": documents})).all()
+        assert reader.unmade_engine is None
+        again = await fetch_rows(reader, stmt, {"ids": documents})
+    assert [row.title for row in rows] == list(orm_titles) == [row.title for row in again]
+    assert len(orm_titles) == 5
 
 
 async def test_every_statement_reaches_the_engines_hooks(apps, documents) -> None:
