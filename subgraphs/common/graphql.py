@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
-from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -14,6 +15,7 @@ from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, Vali
 from strawberry.fastapi import BaseContext
 from strawberry.federation.schema import FederationAny
 from strawberry.types import Info
+from strawberry.types.nodes import Selection
 
 from subgraphs.common.auth import Principal, TokenVerifier, require_user
 from subgraphs.common.client import ClientInfo
@@ -25,6 +27,7 @@ from subgraphs.common.subscriptions import Schema
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 P = ParamSpec("P")
 
 # Composition with @theguild/federation-composition accepts federation up to 2.9.
@@ -135,6 +138,36 @@ class RejectBadTokens(SchemaExtension):
 
 
 HubInfo = Info[Context, None]
+
+
+class BySelection(Generic[T]):
+    """What a resolver works out from the names its field selects (fields and fragments, not
+    argument values, which may name variables), kept per field of a parsed document.
+
+    `info.selected_fields` converts the whole selection, arguments included, on each call:
+    ~20 µs for a page of documents (~3 % of content's list), and once per entity in an
+    `_entities` batch. The field nodes of a parsed document (kept by the parser cache and
+    the compiled plans) always select the same names, fragments included: a document's
+    nodes are its own. An entry holds the nodes it is keyed by, so that their ids are not
+    reused while it lives; `@skip`/`@include` do not change what `selected_fields` lists.
+    """
+
+    def __init__(self, compute: Callable[[list[Selection]], T], kept: int = 256) -> None:
+        self.compute = compute
+        self.kept = kept
+        self.entries: OrderedDict[tuple[int, ...], tuple[tuple[Any, ...], T]] = OrderedDict()
+
+    def __call__(self, info: Info[Any, Any]) -> T:
+        nodes = tuple(info._raw_info.field_nodes)
+        key = tuple(map(id, nodes))
+        entry = self.entries.get(key)
+        if entry is not None and all(a is b for a, b in zip(entry[0], nodes, strict=True)):
+            return entry[1]
+        value = self.compute(info.selected_fields)
+        self.entries[key] = (nodes, value)
+        if len(self.entries) > self.kept:
+            self.entries.popitem(last=False)
+        return value
 
 
 def parse_id(value: str | strawberry.ID, what: str = "id") -> uuid.UUID:

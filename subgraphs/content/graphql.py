@@ -22,7 +22,7 @@ from strawberry.types.nodes import SelectedField
 
 from subgraphs.common.auth import require_user
 from subgraphs.common.errors import BadInput, Forbidden, HubError, NotFound, Unauthenticated
-from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
+from subgraphs.common.graphql import BySelection, HubInfo, federated_schema, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageInfo
 from subgraphs.content import errors, models
 from subgraphs.content.service import access, audit, documents, events, files, search, sharing
@@ -91,6 +91,11 @@ def _selected_on_document(selections: list[Any]) -> frozenset[str]:
     return frozenset(names)
 
 
+_wanted_with_entities = BySelection(
+    lambda fields: documents.Wanted.of(_selected_on_document(fields))
+)
+
+
 # Recursion through module functions, not a closure calling itself: such a closure is a
 # reference cycle, left to the garbage collector at the end of every request.
 def _walk_entities(items: list[Any], on_document: bool, names: set[str]) -> None:
@@ -132,11 +137,16 @@ _COLUMNS_READ: dict[str, frozenset[str]] = {
 }
 
 
-def _columns_read_by_nodes(selections: list[Any]) -> frozenset[str] | None:
-    """The columns the documents of a selected `Connection[Document]` will read (fragments
-    included), or None when some selected field is not in `_COLUMNS_READ`."""
+def _columns_read_by_nodes(fields: list[Any]) -> frozenset[str] | None:
+    """The columns the documents of the selected `Connection[Document]` fields will read
+    (fragments included), or None when some selected field is not in `_COLUMNS_READ`. One
+    field per time the operation names it (`documents { a } documents { b }`)."""
     columns: set[str] = set()
+    selections = [item for field in fields for item in field.selections]
     return frozenset(columns) if _read_by_connection(selections, columns) else None
+
+
+_columns_read_by_connection = BySelection(_columns_read_by_nodes)
 
 
 def _read_by_connection(selections: list[Any], columns: set[str]) -> bool:
@@ -269,7 +279,7 @@ class Document:
         found = await info.context.loader(
             documents.entities_by_ids,
             principal=info.context.principal,
-            wanted=documents.Wanted.of(_selected_on_document(info.selected_fields)),
+            wanted=_wanted_with_entities(info),
         ).load(parse_id(id))
         return cls.from_model(found.document, found) if found else None
 
@@ -695,8 +705,6 @@ class Query:
         filter: DocumentFilter | None = None,
     ) -> Connection[Document]:
         parsed = filter.parsed() if filter else documents.DocumentFilter()
-        # One node per time the operation names this field (`documents { a } documents { b }`)
-        selected = [item for field in info.selected_fields for item in field.selections]
         async with info.context.reader() as session:
             page = await documents.list_documents(
                 session,
@@ -704,7 +712,7 @@ class Query:
                 first=first,
                 after=after,
                 filter=parsed,
-                columns=_columns_read_by_nodes(selected),
+                columns=_columns_read_by_connection(info),
             )
         return Connection.of(page, Document.from_model)
 
