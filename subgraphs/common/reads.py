@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 import asyncpg
 from sqlalchemy import ARRAY, Select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_, greenlet_spawn
 
 from subgraphs.common.database import ReaderSession
 
@@ -155,6 +156,25 @@ def is_reader(session: AsyncSession) -> bool:
     )
 
 
+def _fetch_on_pooled_connection(engine: Engine, sql: str, arguments: list[Any]) -> Any:
+    """Check a connection out of the engine's pool, run the statement on its driver and
+    check it in again, in one greenlet: starting one costs ~9 µs here, and the pool needs
+    one both to hand a connection out and to take it back."""
+    record = engine.pool.connect()
+    try:
+        driver = record.driver_connection
+        assert driver is not None
+        return await_(driver.fetch(sql, *arguments))
+    except BaseException as error:
+        # PostgreSQL refusing the statement leaves the connection usable; anything else (the
+        # server gone, a cancellation mid-protocol) may not: it is not handed out again.
+        if not _statement_refused(error, driver):
+            record.invalidate(error)
+        raise
+    finally:
+        record.close()
+
+
 async def fetch_rows(
     session: AsyncSession, stmt: Select[*tuple[Any, ...]], params: dict[str, Any] | None = None
 ) -> Sequence[Any]:
@@ -175,19 +195,7 @@ async def fetch_rows(
     engine = bind.sync_engine
     for hook in engine.dispatch.before_cursor_execute:  # no connection, cursor or context
         hook(None, None, sql, arguments, None, False)
-    record = await greenlet_spawn(engine.pool.connect)
-    try:
-        driver = record.driver_connection
-        assert driver is not None
-        records = await driver.fetch(sql, *arguments)
-    except BaseException as error:
-        # PostgreSQL refusing the statement leaves the connection usable; anything else (the
-        # server gone, a cancellation mid-protocol) may not: it is not handed out again.
-        if not _statement_refused(error, driver):
-            await greenlet_spawn(record.invalidate, error)
-        raise
-    finally:
-        await greenlet_spawn(record.close)
+    records = await greenlet_spawn(_fetch_on_pooled_connection, engine, sql, arguments)
     make_row, processors = prepared.make_row, prepared.processors
     if not processors:
         return [make_row(*values) for values in records]
