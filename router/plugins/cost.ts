@@ -9,7 +9,9 @@ import {
   getNamedType,
   getNullableType,
   isCompositeType,
+  isInterfaceType,
   isListType,
+  isObjectType,
   Kind,
   type DocumentNode,
   type FragmentDefinitionNode,
@@ -54,7 +56,7 @@ export function estimateCost(
   for (const selection of selectionSet.selections) {
     if (selection.kind === Kind.FIELD) {
       const name = selection.name.value;
-      if (name.startsWith('__') || !('getFields' in parent)) continue; // introspection, __typename
+      if (name.startsWith('__') || !(isObjectType(parent) || isInterfaceType(parent))) continue; // introspection, __typename
       const field: GraphQLField<unknown, unknown> | undefined = parent.getFields()[name];
       if (!field) continue; // validation reports it
       const type = getNamedType(field.type);

@@ -328,8 +328,10 @@ export function useEarlyLane(
 
   /** Who the rate limit charges: undefined while only its plugin can tell (a token to verify). */
   function clientOf(req: IncomingMessage, authorization: string | null): string | undefined {
+    // Node joins a repeated X-Forwarded-For with ", " (only Set-Cookie comes as a list).
     const forwardedFor = req.headers['x-forwarded-for'];
-    return rateLimiter!.knownClientOf(authorization, forwardedFor === undefined ? null : forwardedFor, req);
+    const joined = Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor ?? null;
+    return rateLimiter!.knownClientOf(authorization, joined, req);
   }
 
   return {

@@ -17,7 +17,7 @@
 // The plugin is made here rather than through the gateway's `prometheus` option, which would
 // register it ahead of every plugin in gateway.config.ts: it must come after the authorization
 // plugin (plugins/authorization.ts) to count that plugin's refusals among an operation's errors.
-import type { GatewayConfig, GatewayPlugin } from '@graphql-hive/gateway';
+import type { GatewayPlugin } from '@graphql-hive/gateway';
 import useMeshPrometheus from '@graphql-mesh/plugin-prometheus';
 
 import type { RouterSettings } from './settings.ts';
@@ -43,7 +43,13 @@ const EXTRA = {
   graphql_envelop_deprecated_field: true,
 };
 
-export function prometheusOptions(settings: RouterSettings): GatewayConfig['prometheus'] {
+/** The Prometheus plugin's options: where it answers, and which metrics are on. */
+interface PrometheusOptions {
+  endpoint: string;
+  metrics: Record<string, boolean>;
+}
+
+export function prometheusOptions(settings: RouterSettings): PrometheusOptions {
   // The plugin starts from "everything on" and applies these over it, so each one is named.
   const off = Object.fromEntries(Object.keys(EXTRA).map((name) => [name, false]));
   const metrics = settings.metrics === 'all' ? { ...STANDARD, ...EXTRA } : { ...STANDARD, ...off };

@@ -38,7 +38,7 @@ interface VerifiedToken {
   expiresAt: number; // ms
 }
 
-type KeyLookup = (kid: string) => Promise<string | undefined> | undefined;
+type KeyLookup = (kid: string) => Promise<string | undefined> | string | undefined;
 
 function base64url(part: string): Buffer {
   return Buffer.from(part, 'base64url');
