@@ -212,9 +212,9 @@ class _Compiler:
     def _completer(
         self, type_: GraphQLOutputType, nodes: list[FieldNode], decides_type: list[bool]
     ) -> tuple[Complete, PlainShape | None]:
-        """How to complete a value of `type_`, and how to do it plainly if it can be (see
-        `_plain`); appends to `decides_type` when completing needs the field's info (an
-        abstract type's `resolve_type`, an object's `is_type_of`)."""
+        """How to complete a value of `type_`, and its shape if it can be completed plainly
+        (see "completing plainly"); appends to `decides_type` when completing needs the
+        field's info (an abstract type's `resolve_type`, an object's `is_type_of`)."""
         if isinstance(type_, GraphQLNonNull):
             inner, plain = self._completer(type_.of_type, nodes, decides_type)
             return _non_null(inner), _PlainNonNull(plain) if plain else None
