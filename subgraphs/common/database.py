@@ -164,7 +164,7 @@ class ReaderSession(AsyncSession):
 
     Most reads never do: `fetch_rows` hands their statement to the driver (common/reads.py).
     Making the ORM session and closing it (in a task of its own, then a greenlet hop) cost
-    ~35 µs a request, ~7 % of content's list of 20 documents, for a session nothing used.
+    ~30 µs a request, ~6 % of content's list of 20 documents, for a session nothing used.
     """
 
     # What AsyncSession.__init__ sets: asking for any of them makes the session.

@@ -137,7 +137,7 @@ _COLUMNS_READ: dict[str, frozenset[str]] = {
 }
 
 
-def _columns_read_by_nodes(fields: list[Any]) -> frozenset[str] | None:
+def _columns_read_by_fields(fields: list[Any]) -> frozenset[str] | None:
     """The columns the documents of the selected `Connection[Document]` fields will read
     (fragments included), or None when some selected field is not in `_COLUMNS_READ`. One
     field per time the operation names it (`documents { a } documents { b }`)."""
@@ -146,7 +146,7 @@ def _columns_read_by_nodes(fields: list[Any]) -> frozenset[str] | None:
     return frozenset(columns) if _read_by_connection(selections, columns) else None
 
 
-_columns_read_by_connection = BySelection(_columns_read_by_nodes)
+_columns_read_by_connection = BySelection(_columns_read_by_fields)
 
 
 def _read_by_connection(selections: list[Any], columns: set[str]) -> bool:
