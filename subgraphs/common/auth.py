@@ -182,9 +182,14 @@ class SessionRevocations:
     async def is_revoked(self, session_id: uuid.UUID | str) -> bool:
         sid = str(session_id)
         if self._complete:
-            return sid in self._revoked and self._revoked[sid] > time.monotonic()
+            return self.revoked_in_memory(sid)
         self._start_listener()
         return await self._ask_redis(sid)
+
+    def revoked_in_memory(self, session_id: uuid.UUID | str) -> bool:
+        """`is_revoked`'s answer from the in-memory copy (only while `lookups_in_memory`)."""
+        sid = str(session_id)
+        return sid in self._revoked and self._revoked[sid] > time.monotonic()
 
     @property
     def lookups_in_memory(self) -> bool:
@@ -354,22 +359,51 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        # The common case, a remembered token whose key and revocation state are known
+        # without waiting, is answered without the chain of awaits below (~10 µs of a
+        # request, measured in content's list).
+        principal = self._known_now(token)
+        if principal is not None:
+            return principal
         principal = await self._remembered(token)
         if principal is None:
             principal = await self._verify_signed(token)
         await self._refuse_revoked(principal)
         return principal
 
-    async def _remembered(self, token: str) -> Principal | None:
-        entry = self._verified.get(token)
+    def _known_now(self, token: str) -> Principal | None:
+        """The remembered principal when every check `verify` makes can be made without
+        waiting: unexpired, its key still published and fresh, its session known not to be
+        revoked from the in-memory copy. None: ask `verify`'s full path."""
+        entry = self._unexpired_entry(token)
         if entry is None:
             return None
         principal, kid = entry
-        if not self._unexpired(principal):
+        if kid not in self._keys or time.monotonic() - self._fetched_at >= self.cache_seconds:
             return None
+        revocations = self.revocations
+        if revocations is not None and principal.session_id is not None:
+            if not revocations.lookups_in_memory:
+                return None
+            if revocations.revoked_in_memory(principal.session_id):
+                return None  # refused by the full path, with its reason
+        return principal
+
+    async def _remembered(self, token: str) -> Principal | None:
+        entry = self._unexpired_entry(token)
+        if entry is None:
+            return None
+        principal, kid = entry
         # The key set is kept as fresh as for any token: a key withdrawn since is refused.
         await self._key(kid)
         return principal if token in self._verified else None
+
+    def _unexpired_entry(self, token: str) -> tuple[Principal, str] | None:
+        """The remembered (principal, key id) of a token, unless it has expired since."""
+        entry = self._verified.get(token)
+        if entry is None or not self._unexpired(entry[0]):
+            return None
+        return entry
 
     def _unexpired(self, principal: Principal) -> bool:
         return principal.expires_at is not None and time.time() < principal.expires_at + self.leeway

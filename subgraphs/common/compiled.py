@@ -31,10 +31,11 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from graphql import (
     BooleanValueNode,
     DocumentNode,
@@ -67,7 +68,7 @@ from graphql import (
     specified_rules,
 )
 from graphql.execution import Executor
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from graphql.type.scalars import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from prometheus_client import Counter
@@ -131,6 +132,10 @@ class Plan:
     document: DocumentNode
     operation_name: str | None
     root: _Object
+    # graphql-core's executor for the operation, built once, copied for each request
+    # (HubExecutionContext.for_request); empty until the first request whose variables
+    # it accepted.
+    executor: list[HubExecutionContext] = field(default_factory=list)
 
 
 class Execution:
@@ -835,25 +840,66 @@ class CompiledQueries:
         except Bail:
             self.outcomes["bailed"].inc()
             return receive
-        response = self.view.create_response({"data": data}, sub_response)
-        await response(scope, receive, send)
+        if sub_response.raw_headers or sub_response.status_code or sub_response.background:
+            # A resolver set a header, a status or a background task: Strawberry's response.
+            response = self.view.create_response({"data": data}, sub_response)
+            await response(scope, receive, send)
+        else:
+            await _answer(send, self.view, data)
         self.outcomes["answered"].inc()
         return None
 
     async def execute(self, plan: Plan, context: Any, variables: dict[str, Any] | None) -> Any:
-        executor = HubExecutionContext.build(
-            self.schema,
-            plan.document,
-            None,
-            context,
-            variables,
-            plan.operation_name,
-            is_awaitable=is_awaitable,  # type: ignore[arg-type]  # a TypeGuard in effect
-        )
-        if isinstance(executor, list):  # the variables were refused
-            raise Bail
+        executor = self.executor(plan, context, variables)
         data = _execute_object(plan.root, None, None, Execution(executor))
         return await data if is_awaitable(data) else data
+
+    def executor(
+        self, plan: Plan, context: Any, variables: dict[str, Any] | None
+    ) -> HubExecutionContext:
+        """graphql-core's executor of the plan's operation for this request, with its
+        variables coerced as `Executor.build` coerces them (refused: `Bail`)."""
+        if not plan.executor:
+            built = HubExecutionContext.build(
+                self.schema,
+                plan.document,
+                None,
+                None,
+                variables,
+                plan.operation_name,
+                is_awaitable=is_awaitable,  # type: ignore[arg-type]  # a TypeGuard in effect
+            )
+            if isinstance(built, list):  # the variables were refused
+                raise Bail
+            assert isinstance(built, HubExecutionContext)
+            plan.executor.append(built)
+        template = plan.executor[0]
+        coerced = get_variable_values(
+            self.schema, template.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):  # the variables were refused
+            raise Bail
+        return template.for_request(context, coerced)
+
+
+async def _answer(send: Send, view: HubGraphQL, data: Any) -> None:
+    """The response Strawberry's `create_response` would send for `{"data": data}` (same
+    status, headers and body), sent as two ASGI messages without making a Response."""
+    try:
+        body = orjson.dumps({"data": data})
+    except TypeError:  # what orjson refuses: the view's own encoder
+        body = view.encode_json({"data": data}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _json_request(scope: Scope) -> bool:
@@ -867,9 +913,14 @@ def _json_request(scope: Scope) -> bool:
 
 def _graphql_request(body: bytes) -> tuple[str, dict[str, Any] | None, str | None] | None:
     try:
-        data = json.loads(body)
-    except ValueError:
+        # orjson, a few times faster than json.loads. What it refuses and json.loads takes
+        # (NaN, lone surrogates) goes the normal path; it reads an integer past 64 bits as
+        # a float, so variables with a float in them are read again by json.loads.
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
+    if isinstance(data, dict) and _has_float(data.get("variables")):
+        data = json.loads(body)
     if not isinstance(data, dict) or not data.keys() <= _REQUEST_KEYS:
         return None
     query, variables, operation_name = (
@@ -885,6 +936,16 @@ def _graphql_request(body: bytes) -> tuple[str, dict[str, Any] | None, str | Non
     ):
         return None
     return query, variables, operation_name
+
+
+def _has_float(value: object) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:

@@ -16,10 +16,10 @@ import gc
 import json
 import logging
 import os
+import random
 import re
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -85,7 +85,23 @@ def request_id_from(given: str | None) -> str:
     """The client's id when it is a sane token, else a new one."""
     if given and _SANE_REQUEST_ID.fullmatch(given):
         return given
-    return str(uuid.uuid4())
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID's text, as the router makes them. A request id names a
+    request in logs and is no secret: Python's own generator (reseeded in each forked
+    process) makes one in ~1.4 µs, where `str(uuid.uuid4())` takes ~4 µs of every direct
+    request."""
+    bits = _random_bits(128) & _UUID4_CLEARED | _UUID4_SET
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_random_bits = random.getrandbits
+# The version (4) and variant (RFC 4122) bits of a random UUID.
+_UUID4_CLEARED = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
 
 
 class ObservabilityMiddleware:

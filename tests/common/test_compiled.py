@@ -4,6 +4,7 @@ as Strawberry's own path, byte for byte; plain queries are answered by their pla
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -110,6 +111,11 @@ class Extra(Query):
     @strawberry.field
     def typed(self, words: list[str], times: int = 2) -> list[str]:
         return [word * times for word in words]
+
+    @strawberry.field
+    def noted(self, info: strawberry.Info) -> str:
+        info.context.response.headers["x-noted"] = "yes"
+        return "noted"
 
     @strawberry.field
     def same(self, info: strawberry.Info) -> str:
@@ -259,6 +265,49 @@ async def test_plain_queries_are_answered_by_their_plan(compiled_answers: list[s
     ):
         await _post(_view(compiled=True), _body(query))
     assert len(compiled_answers) == 10
+
+
+async def _exchange(view: HubGraphQL, body: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    transport = httpx.ASGITransport(app=view)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/graphql", json=body)
+    return response.status_code, response.headers.multi_items(), response.content
+
+
+@pytest.mark.parametrize("query", ["{ items(first: 2) { id title } }", "{ noted who }"])
+async def test_a_plans_response_is_strawberrys_to_the_header(
+    query: str, compiled_answers: list[str]
+) -> None:
+    """Headers included, and those a resolver set on the response (`noted`)."""
+    expected = await _exchange(_view(compiled=False), {"query": query})
+    assert await _exchange(_view(compiled=True), {"query": query}) == expected
+    assert compiled_answers == [query]
+    if "noted" in query:
+        assert ("x-noted", "yes") in expected[1]
+
+
+@pytest.mark.parametrize(
+    "times",
+    [1, 3, 2.0, 2.5, 12345678901234567890123, 2**31, -(2**63) - 1, "x", None],
+)
+async def test_one_plan_answers_each_request_with_its_own_variables(times: Any) -> None:
+    """The plan's executor is copied for each request: its variables are coerced anew,
+    numbers past 64 bits included, as Strawberry coerces them."""
+    query = "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) same }"
+    body = {"query": query, "variables": {"w": ["ab"], "t": times}}
+    view = _view(compiled=True)
+    await _post(view, {"query": query, "variables": {"w": ["z"], "t": 1}})  # plan made
+    assert await _post(view, body) == await _post(_view(compiled=False), body)
+
+
+async def test_concurrent_requests_of_one_plan_keep_to_their_own_variables() -> None:
+    view = _view(compiled=True)
+    query = "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) }"
+    bodies = [{"query": query, "variables": {"w": [str(n)], "t": n % 3 + 1}} for n in range(30)]
+    answers = await asyncio.gather(*(_post(view, body) for body in bodies))
+    for body, (status, _, content) in zip(bodies, answers, strict=True):
+        word, times = body["variables"]["w"][0], body["variables"]["t"]
+        assert status == 200 and json.loads(content) == {"data": {"typed": [word * times]}}
 
 
 async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> None:

@@ -280,6 +280,39 @@ def test_an_executor_copies_as_copy_copy_would() -> None:
     assert event.root_value == {"payload": 1} and executor.root_value is None
 
 
+# What an executor made for another request may share with the one it was copied from:
+# the document's parts and options, never touched by an execution.
+_SHARED_BETWEEN_REQUESTS = {"fragment_definitions", "fragments", "operation_extensions"}
+
+
+def test_an_executor_for_another_request_shares_no_execution_state() -> None:
+    """Compiled plans copy one executor per request (`for_request`) instead of building
+    one: it must be what building one for that request gives, with nothing of the
+    execution shared. A graphql-core release that adds execution state fails here."""
+    _, shortcut = _schemas()
+    document = parse("query($n: Int) { items(first: $n) { id } }")
+    template = HubExecutionContext.build(shortcut._schema, document, None, None, {"n": 1}, None)
+    built = HubExecutionContext.build(shortcut._schema, document, None, "ctx", {"n": 2}, None)
+    assert isinstance(template, HubExecutionContext) and isinstance(built, HubExecutionContext)
+    made = template.for_request("ctx", built.variable_values)
+
+    assert made.__dict__.keys() == built.__dict__.keys()
+    assert made.context_value == "ctx" and made.variable_values is built.variable_values
+    assert made.async_helpers is not template.async_helpers
+    for name, value in made.__dict__.items():
+        if isinstance(value, (list, dict, set)) or type(value).__name__ in (
+            "RefMap",
+            "CollectedErrors",
+        ):
+            if name not in _SHARED_BETWEEN_REQUESTS:
+                assert value is not template.__dict__[name], f"{name} is shared"
+                assert type(value) is type(built.__dict__[name])
+                if isinstance(value, (list, dict, set)):
+                    assert value == built.__dict__[name], name  # as fresh as a built one's
+        elif name not in ("context_value", "variable_values", "async_helpers"):
+            assert value == built.__dict__[name], name
+
+
 async def test_events_of_a_subscription_leave_nothing_behind() -> None:
     """Each event of a subscription executes with an executor of its own; what it memoizes
     must not outlive it (it did: a few dozen objects a frame, for as long as the stream)."""

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import uuid
 
 import pytest
 from conftest import BY_NAME, client_for
@@ -32,6 +33,15 @@ def test_a_sane_client_request_id_is_kept(given: str) -> None:
 def test_anything_else_gets_a_new_id(given: str | None) -> None:
     made = request_id_from(given)
     assert made != given and len(made) == 36
+
+
+def test_a_new_id_is_a_random_uuid_unlike_the_others() -> None:
+    made = [request_id_from(None) for _ in range(1000)]
+    assert len(set(made)) == len(made)
+    for text in made[:50]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:
