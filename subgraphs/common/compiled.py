@@ -6,9 +6,10 @@ in process: the bare-Strawberry floor of scripts/bench answers the same query at
 of a raw ASGI app's rate). Most of that work is the same for every execution of one
 document: collecting fields, finding their definitions, choosing how to complete each
 type. `CompiledQueries` does it once per (document, operation name) and keeps the result as
-a plan of plain steps; executing the plan calls the very same resolvers (Strawberry's own
-wrappers: argument conversion, permission classes, field extensions, `Info`), completes
-values with the same scalar and enum serializers, gathers awaitables per object and per
+a plan of plain steps; executing the plan calls the very same resolvers (through
+Strawberry's own wrappers where a field extension or permission class applies, otherwise
+with what those wrappers come to: the same `Info` and converted arguments; see
+`direct_resolver`), completes values with the same scalar and enum serializers, gathers awaitables per object and per
 list as graphql-core does (so DataLoaders batch the same), and answers with the same JSON.
 
 What is compiled: query operations whose fields are attribute reads or resolvers, of
@@ -77,7 +78,12 @@ from starlette.types import Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable as is_awaitable
 from strawberry.schema.schema import validate_document
 
-from subgraphs.common.execution import HubExecutionContext, attribute_of, reader_of
+from subgraphs.common.execution import (
+    HubExecutionContext,
+    attribute_of,
+    direct_resolver,
+    reader_of,
+)
 
 if TYPE_CHECKING:
     from subgraphs.common.app import HubGraphQL
@@ -153,6 +159,7 @@ class Execution:
 class _Compiler:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode, default_resolver: Any):
         self.schema = schema
+        self.strawberry_schema = getattr(schema, "_strawberry_schema", None)
         self.default_resolver = default_resolver
         self.fragments: dict[str, FragmentDefinitionNode] = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -206,7 +213,7 @@ class _Compiler:
             parent_type,
             read,
             attribute,
-            definition.resolve,
+            direct_resolver(definition, self.strawberry_schema) or definition.resolve,
             arguments,
             _plainly(plain) if plain is not None else complete,
             plain,

@@ -12,15 +12,16 @@ from typing import Annotated, Any
 import httpx
 import pytest
 import strawberry
-from common.test_execution import CONFIG, QUERIES, Query
+from common.test_execution import CONFIG, QUERIES, Colour, Query
 from prometheus_client import REGISTRY
 from starlette.requests import HTTPConnection
+from strawberry import relay
 from strawberry.permission import BasePermission
 
 from subgraphs.common.app import HubGraphQL
 from subgraphs.common.compiled import CompiledQueries
 from subgraphs.common.errors import NotFound
-from subgraphs.common.execution import HubExecutionContext
+from subgraphs.common.execution import HubExecutionContext, direct_resolver
 from subgraphs.common.graphql import ErrorCodes, RejectBadTokens
 
 
@@ -77,8 +78,32 @@ class Vault:
     label: str = "vault"
 
 
+@strawberry.input
+class Window:
+    start: int = 0
+    colours: list[Colour] | None = None
+
+
 @strawberry.type
 class Extra(Query):
+    @strawberry.field
+    def arranged(
+        self,
+        info: strawberry.Info,
+        window: Window | None = None,
+        colour: Colour = Colour.RED,
+        note: strawberry.Maybe[str | None] = None,
+        ids: list[strawberry.ID] | None = None,
+        node: relay.GlobalID | None = None,
+    ) -> str:
+        """Arguments of every kind Strawberry converts, as the resolver receives them."""
+        seen = (window, colour, note, ids, node and (node.type_name, node.node_id))
+        return f"{seen!r} {info.field_name} {info.path.as_list()}"
+
+    @strawberry.field(permission_classes=[Nobody])
+    def guarded(self, word: str = "x") -> str:
+        return word
+
     @strawberry.field
     def vault(self) -> Vault:
         return Vault()
@@ -310,6 +335,45 @@ async def test_concurrent_requests_of_one_plan_keep_to_their_own_variables() -> 
         assert status == 200 and json.loads(content) == {"data": {"typed": [word * times]}}
 
 
+ARRANGED = (
+    "query($w: Window, $c: Colour, $n: String, $i: [ID!], $g: ID)"
+    " { arranged(window: $w, colour: $c, note: $n, ids: $i, node: $g) a: arranged }"
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ arranged }", None),
+        (
+            "{ arranged(window: {start: 2, colours: [BLUE]}, colour: BLUE, note: null"
+            ' ids: ["a"]) }',
+            None,
+        ),
+        (ARRANGED, {}),
+        (ARRANGED, {"w": {"colours": ["RED", "BLUE"]}, "c": "BLUE", "n": "hi", "i": ["1", "2"]}),
+        (ARRANGED, {"w": None, "n": None, "i": [], "g": "SXRlbTox"}),  # GlobalID of Item:1
+    ],
+)
+async def test_a_resolvers_arguments_are_converted_as_strawberry_converts_them(
+    query: str, variables: Any, compiled_answers: list[str]
+) -> None:
+    """Plans call a resolver without Strawberry's chain (`direct_resolver`) where no field
+    extension applies: input objects, enums, `Maybe`, lists and GlobalIDs still arrive as
+    Strawberry's chain hands them over."""
+    body = {"query": query, "variables": variables}
+    expected = await _post(_view(compiled=False), body)
+    assert await _post(_view(compiled=True), body) == expected
+    assert compiled_answers == [query] and b"errors" not in expected[2]
+
+
+def test_a_resolver_with_an_extension_keeps_strawberrys_chain() -> None:
+    fields = SCHEMA._schema.query_type.fields
+    assert direct_resolver(fields["guarded"], SCHEMA) is None  # a permission class
+    assert direct_resolver(fields["arranged"], SCHEMA) is not None
+    assert direct_resolver(fields["vault"], REFERENCE) is not None
+
+
 async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> None:
     for query in (
         "{ missing }",  # a resolver's error
@@ -320,6 +384,7 @@ async def test_the_rest_is_left_to_strawberry(compiled_answers: list[str]) -> No
         "query($n: Int!) { items(first: $n) { id } }",  # refused variables
         "{ oddPet { ... on Cat { lives } } }",  # a value of no possible type
         "{ vault { secret } }",  # a permission class refuses it
+        '{ guarded(word: "y") }',  # ... a resolver's own
     ):
         await _post(_view(compiled=True), {"query": query, "variables": {"s": True, "n": "x"}})
     broken = {"r": [{"__typename": "Product", "id": "broken"}]}
