@@ -85,7 +85,7 @@ import { callerKey } from './authorization.ts';
 import { nodeRequestOf } from './client.ts';
 import { corsHeadersFor, originAllowedFor } from './cors.ts';
 import { fixedCost } from './cost.ts';
-import { callerOf, count as countLane, earlyTried, handlers, served, type Served } from './fast-lane.ts';
+import { callerOf, ClientGone, count as countLane, earlyTried, handlers, served, type Served } from './fast-lane.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { GRAPHQL_PATH } from './refusals.ts';
 import { REQUEST_ID_HEADER, requestIdFrom } from './request-id.ts';
@@ -282,20 +282,20 @@ export function useEarlyLane(
     }
     const requestId = requestIdFrom(headers[REQUEST_ID_HEADER] as string | undefined);
     headers[REQUEST_ID_HEADER] = requestId; // what the normal path reads if it is handed on
-    const abort = new AbortController();
+    const gone = new ClientGone();
     res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) gone.cancel();
     });
     const fallBack = (why: string) => {
       askedByServer.set(req, why);
       countLane(why);
       count('handed_on');
-      if (!abort.signal.aborted) handOnRead(req, res, raw, body, handOn);
+      if (!gone.aborted) handOnRead(req, res, raw, body, handOn);
     };
     entry
-      .ask(found.variables, { authorization, requestId }, abort.signal)
+      .ask(found.variables, { authorization, requestId }, gone)
       .then((answer) => {
-        if (abort.signal.aborted) return; // the client left
+        if (gone.aborted) return; // the client left
         if ('fallback' in answer) return fallBack(answer.fallback);
         const text = JSON.stringify({ data: answer.data });
         // In the order of the onRequest stage's answer: its own headers, the CORS plugin's,

@@ -568,6 +568,35 @@ async def test_bad_variables_and_unexpected_parameters_get_the_normal_answers(
     assert await served_early(router) == before
 
 
+@pytest.mark.parametrize(
+    ("variables", "answered_early"),
+    [
+        ({"after": None, "trashed": False, "owner": None}, True),
+        ({"trashed": True}, True),
+        ({"undeclared": "ignored"}, True),
+        ({"after": 7}, False),  # a String refuses a number
+        ({"owner": 7}, False),  # an ID converts an integer
+        ({"owner": 7.5}, False),  # ...and refuses a float
+        ({"trashed": "yes"}, False),
+        ({"trashed": 1}, False),
+    ],
+)
+async def test_variables_are_coerced_early_as_the_normal_path_coerces_them(
+    router, early_off, account, variables, answered_early
+) -> None:
+    """The lane reads a variable of a built-in scalar as it comes when it is of that type,
+    and leaves anything else to graphql-js: either way the same answer, errors included."""
+    query = (  # arguments in the order the planner writes them: only then is it a lane's
+        f"query Coerced_{RUN}($after: String, $trashed: Boolean, $owner: ID) {{ documents("
+        "after: $after, filter: {ownerId: $owner, trashed: $trashed}, first: 2) { nodes { id } } }"
+    )
+    plain = {"query": query, "variables": {}}
+    await both(router, early_off, plain, account.headers)  # learnt
+    before = await served_early(router)
+    await both(router, early_off, {"query": query, "variables": variables}, account.headers)
+    assert (await served_early(router) > before) is answered_early
+
+
 async def test_an_origin_outside_the_list_is_refused_and_an_allowed_one_gets_cors_headers(
     router, early_off, account, document
 ) -> None:

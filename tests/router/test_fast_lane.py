@@ -131,6 +131,18 @@ async def test_single_subgraph_queries_are_answered_as_the_normal_path_answers(
     assert after[0] - before[0] >= 2, "the lane answered none of the repeated requests"
 
 
+@pytest.mark.parametrize("first", [2, 2.0, 2.5, 2**31, -(2**31) - 1, "2", True, None, {"n": 2}])
+async def test_an_int_variable_is_coerced_as_the_normal_path_coerces_it(
+    router, normal, account, first
+) -> None:
+    query = f"query Sized_{RUN}($first: Int) {{ documents(first: $first) {{ nodes {{ id }} }} }}"
+    await both(router, normal, {"query": query, "variables": {"first": 1}}, account.headers)
+    served = (await served_and_handed_back(router))[0]
+    await both(router, normal, {"query": query, "variables": {"first": first}}, account.headers)
+    if first in (2, 2.0) and first is not True:
+        assert (await served_and_handed_back(router))[0] > served
+
+
 async def test_the_answer_is_the_same_bytes(router, normal, account, document) -> None:
     body = {
         "query": f"query Bytes_{RUN}($id: ID!) {{ document(id: $id) {{ id title status }} }}",
