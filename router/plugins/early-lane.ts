@@ -80,7 +80,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GatewayPlugin } from '@graphql-hive/gateway';
 import { Counter, register, type Histogram } from 'prom-client';
 
-import type { VerifiedTokens } from './auth.ts';
+import type { RememberedJwt, VerifiedTokens } from './auth.ts';
 import { callerKey } from './authorization.ts';
 import { nodeRequestOf } from './client.ts';
 import { corsHeadersFor, originAllowedFor } from './cors.ts';
@@ -138,9 +138,14 @@ function count(outcome: string) {
   outcomes.inc({ outcome });
 }
 
-/** One part of the key: undefined (an absent parameter) and each JSON value told apart. */
+/**
+ * One part of the key: undefined (an absent parameter) and each JSON value told apart. A
+ * string is its length and text, which no other part can be read as (JSON.stringify of a
+ * query's text was ~1 % of the router's CPU).
+ */
 function part(value: unknown): string {
-  return value === undefined ? 'u' : `j${JSON.stringify(value)}`;
+  if (value === undefined) return 'u';
+  return typeof value === 'string' ? `s${value.length}:${value}` : `j${JSON.stringify(value)}`;
 }
 
 /** A request's key, its caller and its variables; undefined for a body the lane never serves. */
@@ -234,7 +239,8 @@ export function useEarlyLane(
       return;
     }
     const authorization = headers.authorization === undefined ? null : headers.authorization;
-    if (authorization !== null && !tokens.lookup(authorization)) {
+    const remembered = authorization === null ? undefined : tokens.rememberedFor(authorization);
+    if (authorization !== null && remembered === undefined) {
       return handOn(req, res); // verified (or refused) by the JWT plugin
     }
     if (rateLimiter && clientOf(req, authorization) === undefined) {
@@ -252,7 +258,7 @@ export function useEarlyLane(
         return handOnRead(req, res, raw, undefined, handOn); // Yoga answers it as before
       }
       try {
-        answerRead(req, res, raw, body, started, handOn);
+        answerRead(req, res, raw, body, remembered, started, handOn);
       } catch {
         if (!res.headersSent) handOnRead(req, res, raw, body, handOn);
       }
@@ -265,14 +271,17 @@ export function useEarlyLane(
     res: ServerResponse,
     raw: Buffer,
     body: unknown,
+    remembered: RememberedJwt | undefined, // the request's verified token, if it has one
     started: number,
     handOn: Listener,
   ) {
     const headers = req.headers;
     const contentType = headers['content-type']!;
     const authorization = headers.authorization === undefined ? null : headers.authorization;
-    const user = authorization === null ? undefined : tokens.lookup(authorization)?.payload;
-    if (authorization !== null && user === undefined) return handOnRead(req, res, raw, body, handOn);
+    if (remembered !== undefined && remembered.until <= Date.now()) {
+      return handOnRead(req, res, raw, body, handOn); // expired while its body came
+    }
+    const user = remembered === undefined ? undefined : remembered.jwt.payload;
     const found = keyOf(contentType, headers.accept === undefined ? null : headers.accept, user, body);
     const entry = found && usable(found.key);
     if (!found || !entry) return handOnRead(req, res, raw, body, handOn);
@@ -300,16 +309,16 @@ export function useEarlyLane(
         const text = JSON.stringify({ data: answer.data });
         // In the order of the onRequest stage's answer: its own headers, the CORS plugin's,
         // the request id.
-        const written: [string, string][] = [
-          ['Content-Type', entry.contentType],
-          ['content-length', String(Buffer.byteLength(text))],
-        ];
+        // As the flat list writeHead takes (Array.prototype.flat cost ~1 % of the router's CPU).
+        const written: string[] = ['Content-Type', entry.contentType, 'content-length', String(Buffer.byteLength(text))];
         if (headers.origin) {
           const method = headers['access-control-request-method'];
-          written.push(...corsHeadersFor(headers.origin, method, headers['access-control-request-headers']));
+          for (const [name, value] of corsHeadersFor(headers.origin, method, headers['access-control-request-headers'])) {
+            written.push(name, value);
+          }
         }
-        written.push([REQUEST_ID_HEADER, requestId]);
-        res.writeHead(entry.status, written.flat());
+        written.push(REQUEST_ID_HEADER, requestId);
+        res.writeHead(entry.status, written);
         res.end(text);
         countLane('served');
         count('served');

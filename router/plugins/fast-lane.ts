@@ -105,13 +105,33 @@ interface Shape {
 interface Lane {
   subgraph: string;
   url: string;
-  target: RequestOptions; // the url, parsed once (host, port, path)
+  target: Target; // the url, parsed once
   query: string;
   operationName?: string;
   variableUsages: string[];
   operation: OperationDefinitionNode;
   plainVariables: PlainVariable[] | null; // null: some variable is not plain
   shape: Shape;
+}
+
+/** Where a lane's requests go: what `http.request` reads of the subgraph's URL. */
+interface Target {
+  protocol: string;
+  hostname: string;
+  port: string | number | undefined;
+  path: string;
+  auth: string | undefined; // user:password in the URL
+}
+
+function targetOf(url: URL): Target {
+  const options = urlToHttpOptions(url);
+  return {
+    protocol: String(options.protocol),
+    hostname: String(options.hostname),
+    port: options.port === null ? undefined : options.port,
+    path: String(options.path),
+    auth: options.auth || undefined,
+  };
 }
 
 /** A variable of a built-in scalar type, without a default value. */
@@ -361,7 +381,7 @@ function laneFor(
   return {
     subgraph: node.serviceName,
     url: `${base}/graphql`,
-    target: urlToHttpOptions(new URL(`${base}/graphql`)),
+    target: targetOf(new URL(`${base}/graphql`)),
     query: node.operation,
     operationName: node.operationName || undefined,
     variableUsages: Array.isArray(node.variableUsages) ? node.variableUsages : [],
@@ -381,7 +401,7 @@ interface Answer {
 
 // (No `?.` or `??` on this path: the gateway's TypeScript loader turns each into helper
 // calls with an array and closures, on every request.)
-function post(agent: Agent, target: RequestOptions, headers: Record<string, string>, body: string, ms: number, signal?: Cancellation): Promise<Answer> {
+function post(agent: Agent, target: Target, headers: Record<string, string>, body: string, ms: number, signal?: Cancellation): Promise<Answer> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (answer: Answer) => {
@@ -391,7 +411,17 @@ function post(agent: Agent, target: RequestOptions, headers: Record<string, stri
       if (signal) signal.removeEventListener('abort', onAbort);
       resolve(answer);
     };
-    const options: RequestOptions = { ...target, method: 'POST', headers, agent };
+    // Named properties rather than a spread of the parsed URL (~2 % of the router's CPU).
+    const options: RequestOptions = {
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      path: target.path,
+      auth: target.auth,
+      method: 'POST',
+      headers,
+      agent,
+    };
     const req = httpRequest(options, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
