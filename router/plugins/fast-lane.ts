@@ -465,7 +465,9 @@ export function withFastLane(
   lastPlan: { plan?: unknown },
 ): HandlerFactory {
   if (!settings.fastLane) return factory;
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  // Idle sockets are closed after 5 s, as by Node's global agent (the gateway's), well before
+  // a subgraph closes its side (65 s): never a request on a socket the subgraph is closing.
+  const agent = new Agent({ keepAlive: true, maxSockets: 256, timeout: 5000 });
   return async (opts) => {
     const handler = await factory(opts);
     const generation = ++handlers.generation;

@@ -9,8 +9,9 @@ type. `CompiledQueries` does it once per (document, operation name) and keeps th
 a plan of plain steps; executing the plan calls the very same resolvers (through
 Strawberry's own wrappers where a field extension or permission class applies, otherwise
 with what those wrappers come to: the same `Info` and converted arguments; see
-`direct_resolver`), completes values with the same scalar and enum serializers, gathers awaitables per object and per
-list as graphql-core does (so DataLoaders batch the same), and answers with the same JSON.
+`direct_resolver`), completes values with the same scalar and enum serializers, gathers
+awaitables per object and per list as graphql-core does (so DataLoaders batch the same),
+and answers with the same JSON.
 
 What is compiled: query operations whose fields are attribute reads or resolvers, of
 scalar, enum or object types (objects without `is_type_of`), in lists and non-nulls, plus

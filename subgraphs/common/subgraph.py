@@ -34,6 +34,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+# How long a subgraph keeps an idle HTTP connection open: longer than its clients keep
+# theirs (Node's agents, 5 s), as a server behind a proxy should.
+KEEP_ALIVE_SECONDS = 65
+
+
 @dataclass(frozen=True)
 class Subgraph:
     name: str
@@ -81,6 +86,11 @@ class Subgraph:
             # compressing each cost ~8 % of communication's CPU while events were delivered
             # (and the router's to inflate them), for nothing.
             ws_per_message_deflate=False,
+            # An idle connection is closed by the router first: Node's HTTP agents (the
+            # gateway's and the lanes') drop theirs after 5 s. With uvicorn's default of 5 s,
+            # the router now and then reused a connection just as uvicorn closed it ("socket
+            # hang up": one request in 70,000 of the bench's soak).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
 
     def main(self, argv: list[str] | None = None) -> None:
