@@ -328,10 +328,11 @@ async def test_one_plan_answers_each_request_with_its_own_variables(times: Any) 
 async def test_concurrent_requests_of_one_plan_keep_to_their_own_variables() -> None:
     view = _view(compiled=True)
     query = "query($w: [String!]!, $t: Int) { typed(words: $w, times: $t) }"
-    bodies = [{"query": query, "variables": {"w": [str(n)], "t": n % 3 + 1}} for n in range(30)]
-    answers = await asyncio.gather(*(_post(view, body) for body in bodies))
-    for body, (status, _, content) in zip(bodies, answers, strict=True):
-        word, times = body["variables"]["w"][0], body["variables"]["t"]
+    asked = [(str(n), n % 3 + 1) for n in range(30)]
+    answers = await asyncio.gather(
+        *(_post(view, {"query": query, "variables": {"w": [w], "t": t}}) for w, t in asked)
+    )
+    for (word, times), (status, _, content) in zip(asked, answers, strict=True):
         assert status == 200 and json.loads(content) == {"data": {"typed": [word * times]}}
 
 
@@ -368,7 +369,9 @@ async def test_a_resolvers_arguments_are_converted_as_strawberry_converts_them(
 
 
 def test_a_resolver_with_an_extension_keeps_strawberrys_chain() -> None:
-    fields = SCHEMA._schema.query_type.fields
+    query_type = SCHEMA._schema.query_type
+    assert query_type is not None
+    fields = query_type.fields
     assert direct_resolver(fields["guarded"], SCHEMA) is None  # a permission class
     assert direct_resolver(fields["arranged"], SCHEMA) is not None
     assert direct_resolver(fields["vault"], REFERENCE) is not None
