@@ -57,7 +57,10 @@ import {
   Kind,
   parse,
   print,
+  visit,
   type DocumentNode,
+  type FieldNode,
+  type ObjectValueNode,
   type GraphQLEnumType,
   type GraphQLNamedType,
   type GraphQLScalarType,
@@ -345,6 +348,28 @@ function hasDirectives(operation: OperationDefinitionNode): boolean {
   return !!operation.directives?.length || !!operation.variableDefinitions?.some((v) => v.directives?.length);
 }
 
+/**
+ * A selection set printed with each field's arguments and each input object's fields in
+ * name order, which mean the same in any order: the planner writes them sorted, and a
+ * client query that did not was never a lane's.
+ */
+function printedInOrder(selectionSet: SelectionSetNode): string {
+  const byName = (a: { name: { value: string } }, b: { name: { value: string } }) =>
+    a.name.value < b.name.value ? -1 : a.name.value > b.name.value ? 1 : 0;
+  return print(
+    visit(selectionSet, {
+      Field: {
+        leave: (node: FieldNode) =>
+          node.arguments && node.arguments.length > 1 ? { ...node, arguments: [...node.arguments].sort(byName) } : node,
+      },
+      ObjectValue: {
+        leave: (node: ObjectValueNode) =>
+          node.fields.length > 1 ? { ...node, fields: [...node.fields].sort(byName) } : node,
+      },
+    }),
+  );
+}
+
 /** The lane for a document and the plan the gateway made for it, or null. */
 function laneFor(
   document: DocumentNode,
@@ -374,7 +399,7 @@ function laneFor(
     return null;
   }
   if (!fetched || fetched.operation !== 'query' || hasDirectives(fetched)) return null;
-  if (print(fetched.selectionSet) !== print(operation.selectionSet)) return null;
+  if (printedInOrder(fetched.selectionSet) !== printedInOrder(operation.selectionSet)) return null;
   const root = schema.getQueryType();
   const shape = root && shapeOf(operation.selectionSet, root);
   if (!shape) return null;

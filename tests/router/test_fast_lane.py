@@ -143,6 +143,20 @@ async def test_an_int_variable_is_coerced_as_the_normal_path_coerces_it(
         assert (await served_and_handed_back(router))[0] > served
 
 
+async def test_arguments_in_any_order_take_the_lane(router, normal, account) -> None:
+    """The planner writes a field's arguments (and an input object's fields) in name order;
+    the client's order means the same."""
+    query = (
+        f"query Ordered_{RUN}($after: String) {{ documents(first: 2, after: $after,"
+        " filter: {trashed: false, ownerId: null}) { nodes { id title } } }"
+    )
+    before = await served_and_handed_back(router)
+    response = await both(router, normal, {"query": query, "variables": {}}, account.headers)
+    after = await served_and_handed_back(router)
+    assert "errors" not in response.json(), response.text
+    assert after[0] - before[0] >= 2, "the lane answered none of the repeated requests"
+
+
 async def test_the_answer_is_the_same_bytes(router, normal, account, document) -> None:
     body = {
         "query": f"query Bytes_{RUN}($id: ID!) {{ document(id: $id) {{ id title status }} }}",
