@@ -53,17 +53,16 @@ import {
   isEnumType,
   isInterfaceType,
   isObjectType,
-  isSpecifiedScalarType,
   Kind,
   parse,
   print,
+  specifiedScalarTypes,
   visit,
   type DocumentNode,
   type FieldNode,
   type ObjectValueNode,
   type GraphQLEnumType,
   type GraphQLNamedType,
-  type GraphQLScalarType,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -144,6 +143,7 @@ interface PlainVariable {
   nonNull: boolean;
 }
 
+const BUILT_IN_SCALARS = new Set(specifiedScalarTypes.map((type) => type.name));
 const INT_MIN = -2147483648;
 const INT_MAX = 2147483647;
 
@@ -153,9 +153,7 @@ function plainVariablesOf(operation: OperationDefinitionNode): PlainVariable[] |
     if (definition.defaultValue || (definition.directives && definition.directives.length)) return null;
     const nonNull = definition.type.kind === Kind.NON_NULL_TYPE;
     const type = definition.type.kind === Kind.NON_NULL_TYPE ? definition.type.type : definition.type;
-    if (type.kind !== Kind.NAMED_TYPE || !isSpecifiedScalarType({ name: type.name.value } as GraphQLScalarType)) {
-      return null;
-    }
+    if (type.kind !== Kind.NAMED_TYPE || !BUILT_IN_SCALARS.has(type.name.value)) return null;
     plain.push({ name: definition.variable.name.value, scalar: type.name.value, nonNull });
   }
   return plain;

@@ -379,7 +379,7 @@ class TokenVerifier:
         if entry is None:
             return None
         principal, kid = entry
-        if kid not in self._keys or time.monotonic() - self._fetched_at >= self.cache_seconds:
+        if self._fresh_key(kid) is None:
             return None
         revocations = self.revocations
         if revocations is not None and principal.session_id is not None:
@@ -452,10 +452,15 @@ class TokenVerifier:
             self._verified[token] = (principal, str(header.get("kid", "")))
         return principal
 
-    async def _key(self, kid: str) -> jwt.PyJWK:
-        now = time.monotonic()
-        if kid in self._keys and now - self._fetched_at < self.cache_seconds:
+    def _fresh_key(self, kid: str) -> jwt.PyJWK | None:
+        """The published key `kid`, while the key set is fresher than `cache_seconds`."""
+        if kid in self._keys and time.monotonic() - self._fetched_at < self.cache_seconds:
             return self._keys[kid]
+        return None
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        if (key := self._fresh_key(kid)) is not None:
+            return key
         async with self._lock:
             age = time.monotonic() - self._fetched_at
             if kid not in self._keys and age < MIN_REFETCH_SECONDS:
