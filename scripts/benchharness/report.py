@@ -31,13 +31,26 @@ def table(document: dict[str, Any]) -> str:
     ro = r["router_overhead"]
     rows.append(
         (
-            "Router overhead (throughput via :8000 / direct)",
+            "Router overhead (throughput via :8000 / direct, each at its best of "
+            + " or ".join(str(c) for c in ro["clients"])
+            + " clients)",
             f"{ro['router_rps']:.0f} / {ro['direct_rps']:.0f} req/s",
             f"{ro['ratio']:.2f}",
             ro["target"],
             _mark(ro["met"]),
         )
     )
+    for clients, at in ro["by_clients"].items():
+        rows.append(
+            (
+                f"  with {clients} clients: via :8000 / direct",
+                f"{at['router_rps']:.0f} / {at['direct_rps']:.0f} req/s,"
+                f" p50 {at['router_p50_ms']:.1f} / {at['direct_p50_ms']:.1f} ms",
+                f"{at['ratio']:.2f}",
+                "",
+                "",
+            )
+        )
     rows.append(
         (
             "  the same through a bare Node proxy (node:http, forwarding only) / direct",

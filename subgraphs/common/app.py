@@ -29,6 +29,7 @@ from subgraphs.common.database import (
     create_engine,
     create_reader_sessionmaker,
     create_sessionmaker,
+    shrink_idle_connections,
 )
 from subgraphs.common.errors import HubError
 from subgraphs.common.graphql import Context, assign_codes
@@ -150,6 +151,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = [asyncio.create_task(loop(app)) for loop in background]
+        running.append(
+            asyncio.create_task(shrink_idle_connections(engine, settings.db_pool_idle_seconds))
+        )
         yield
         for task in running:
             task.cancel()

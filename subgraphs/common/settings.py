@@ -79,7 +79,15 @@ class ServiceSettings(BaseSettings):
     redis_namespace: str | None = Field(
         default=None, description="Prefix of every Redis key and channel; default `hub:<service>`."
     )
-    db_pool_size: int = 10
+    db_pool_size: int = Field(
+        default=10, description="Database connections a process keeps open (once opened)."
+    )
+    db_pool_overflow: int = Field(
+        default=10,
+        description="Connections opened beyond db_pool_size while requests need them; each is "
+        "closed once a whole db_pool_idle_seconds passes without a moment that needed it.",
+    )
+    db_pool_idle_seconds: float = Field(default=30.0, gt=0)
 
     @cached_property
     def hub(self) -> HubSettings:
