@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
@@ -89,6 +90,9 @@ SQL_STATEMENTS = Counter(
 )
 
 
+logger = logging.getLogger(__name__)
+
+
 class BurstPool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio queue pool, keeping the connections a burst opened until no
     moment needs them any more.
@@ -150,8 +154,12 @@ async def shrink_idle_connections(engine: AsyncEngine, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         pool = engine.pool  # a new one after engine.dispose()
-        if isinstance(pool, BurstPool):
+        if not isinstance(pool, BurstPool):
+            continue
+        try:
             await greenlet_spawn(pool.shrink)
+        except Exception:  # the next period tries again; the pool itself is unharmed
+            logger.exception("closing idle database connections failed")
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:

@@ -16,7 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from subgraphs.common.database import create_engine
+from subgraphs.common.database import create_engine, shrink_idle_connections
 from subgraphs.content import SUBGRAPH
 
 KEEP, OVERFLOW = 2, 3
@@ -119,3 +119,23 @@ async def test_a_service_shrinks_its_pool_for_as_long_as_it_runs() -> None:
             if engine.pool.checkedin() == KEEP:
                 break
         assert engine.pool.checkedin() == KEEP
+
+
+async def test_a_failed_period_does_not_end_the_shrinking(engine, caplog) -> None:
+    periods: list[int] = []
+
+    def fails_once() -> int:
+        periods.append(1)
+        if len(periods) == 1:
+            raise RuntimeError("the driver failed to close a connection")
+        return 0
+
+    engine.pool.shrink = fails_once
+    shrinking = asyncio.create_task(shrink_idle_connections(engine, 0.01))
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if len(periods) >= 2:
+            break
+    shrinking.cancel()
+    assert len(periods) >= 2
+    assert "closing idle database connections failed" in caplog.text
