@@ -176,8 +176,11 @@ def router_overhead(bench: Bench) -> None:
         # nothing else): the least any router written for Node adds on this machine.
         "bare_proxy": f"{bench.urls['bare_proxy']}/graphql",
     }
-    names = {"router": "document-via-router", "direct": "document-direct"}
-    names["bare_proxy"] = "document-via-bare-proxy"
+    names = {
+        "router": "document-via-router",
+        "direct": "document-direct",
+        "bare_proxy": "document-via-bare-proxy",
+    }
     loads = {
         (path, clients): functools.partial(
             _wrk, bench, f"{names[path]}-{clients}", url, lines, connections=clients

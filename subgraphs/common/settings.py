@@ -80,10 +80,11 @@ class ServiceSettings(BaseSettings):
         default=None, description="Prefix of every Redis key and channel; default `hub:<service>`."
     )
     db_pool_size: int = Field(
-        default=10, description="Database connections a process keeps open (once opened)."
+        default=10, ge=1, description="Database connections a process keeps open (once opened)."
     )
     db_pool_overflow: int = Field(
         default=10,
+        ge=0,
         description="Connections opened beyond db_pool_size while requests need them; each is "
         "closed once a whole db_pool_idle_seconds passes without a moment that needed it.",
     )

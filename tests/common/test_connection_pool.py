@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
@@ -139,3 +140,9 @@ async def test_a_failed_period_does_not_end_the_shrinking(engine, caplog) -> Non
     shrinking.cancel()
     assert len(periods) >= 2
     assert "closing idle database connections failed" in caplog.text
+
+
+@pytest.mark.parametrize("sizes", [{"db_pool_size": 0}, {"db_pool_overflow": -1}])
+def test_pool_sizes_that_cannot_serve_are_refused_at_startup(sizes: dict[str, int]) -> None:
+    with pytest.raises(ValidationError):
+        SUBGRAPH.settings_class.model_validate(sizes)
