@@ -105,8 +105,9 @@ class BurstPool(AsyncAdaptedQueuePool):
     `document(id)` a second at 10 concurrent requests and 800 to 960 at 20 (the bench's
     stack). Here every connection goes back to the pool, up to `keep + overflow` in all,
     and `shrink()`, called every so often, closes the idle ones above `keep` that no
-    moment since its previous call needed. Connections are handed out last in, first out,
-    so a light load keeps reusing the same few.
+    moment since its previous call needed. Idle connections are handed out in turn
+    (first in, first out, SQLAlchemy's default), not the latest first: each stays in use,
+    so one the server dropped is found by ordinary traffic rather than by the next burst.
 
     Made by `burst_pool(keep)`: SQLAlchemy builds the pool (again, when the engine is
     disposed) from its own arguments only, `pool_size` being the most it opens.
@@ -168,7 +169,6 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         poolclass=burst_pool(settings.db_pool_size),
         pool_size=settings.db_pool_size + settings.db_pool_overflow,
         max_overflow=0,
-        pool_use_lifo=True,
         # No ping before each checkout: it cost a round trip per session (every resolver
         # and DataLoader batch opens one). A connection that died (PostgreSQL restarted)
         # fails its one request; SQLAlchemy then invalidates the whole pool.
