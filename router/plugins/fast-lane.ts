@@ -43,7 +43,6 @@
 // from it to answer a repeat of that request before GraphQL handling, through `ask` here. A
 // request the early lane already sent to the subgraph and handed on (`earlyTried`) goes the
 // normal path here, as the lane's own fallbacks do.
-import { Agent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { urlToHttpOptions } from 'node:url';
 
 import {
@@ -71,6 +70,7 @@ import { Counter, register, type Histogram } from 'prom-client';
 
 import { authorizedUnchanged } from './authorization.ts';
 import { requestIdOf } from './request-id.ts';
+import { SubgraphConnections, type Cancellation } from './subgraph-client.ts';
 import { deadlineSpent } from './timeout.ts';
 import type { RouterSettings } from './settings.ts';
 
@@ -107,7 +107,7 @@ interface Shape {
 interface Lane {
   subgraph: string;
   url: string;
-  target: Target; // the url, parsed once
+  connections: SubgraphConnections; // kept-alive connections to the subgraph
   query: string;
   operationName?: string;
   variableUsages: string[];
@@ -116,24 +116,20 @@ interface Lane {
   shape: Shape;
 }
 
-/** Where a lane's requests go: what `http.request` reads of the subgraph's URL. */
-interface Target {
-  protocol: string;
-  hostname: string;
-  port: string | number | undefined;
-  path: string;
-  auth: string | undefined; // user:password in the URL
-}
-
-function targetOf(url: URL): Target {
-  const options = urlToHttpOptions(url);
-  return {
-    protocol: String(options.protocol),
-    hostname: String(options.hostname),
-    port: options.port === null ? undefined : options.port,
-    path: String(options.path),
-    auth: options.auth || undefined,
-  };
+/**
+ * The kept-alive connections to a subgraph URL, made on first use and shared by every lane
+ * to it; undefined for a URL the lanes' client does not speak to (not plain http).
+ */
+function connectionsTo(pools: Map<string, SubgraphConnections>, url: URL): SubgraphConnections | undefined {
+  if (url.protocol !== 'http:') return undefined;
+  let pool = pools.get(url.href);
+  if (pool === undefined) {
+    const options = urlToHttpOptions(url);
+    const auth = options.auth ? `Basic ${Buffer.from(options.auth).toString('base64')}` : undefined;
+    pool = new SubgraphConnections(String(options.hostname), Number(options.port || 80), String(options.path), auth);
+    pools.set(url.href, pool);
+  }
+  return pool;
 }
 
 /** A variable of a built-in scalar type, without a default value. */
@@ -204,18 +200,13 @@ export interface Served {
   ask: (variables: unknown, caller: Caller, signal?: Cancellation) => Promise<LaneAnswer>;
 }
 
-/**
- * What cancels a lane's subgraph request: the client request's AbortSignal, or the early
- * lane's lighter stand-in (a ClientGone). An AbortController and its signal's listeners cost
- * the server stage ~4 % of the router's CPU per request (Node's EventTarget).
- */
-export interface Cancellation {
-  readonly aborted: boolean;
-  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
-  removeEventListener(type: 'abort', listener: () => void): void;
-}
+export type { Cancellation };
 
-/** A Cancellation for one listener, cancelled by calling `cancel` (the client left). */
+/**
+ * A Cancellation for one listener, cancelled by calling `cancel` (the client left): the early
+ * lane's stand-in for an AbortSignal, whose AbortController and listeners cost the server
+ * stage ~4 % of the router's CPU per request (Node's EventTarget).
+ */
 export class ClientGone implements Cancellation {
   aborted = false;
   private listener: (() => void) | undefined = undefined;
@@ -375,6 +366,7 @@ function laneFor(
   plan: any,
   schema: GraphQLSchema,
   urls: Record<string, string>,
+  pools: Map<string, SubgraphConnections>,
 ): Lane | null {
   const node = plan?.node;
   if (!node || node.kind !== 'Fetch') return null;
@@ -390,6 +382,8 @@ function laneFor(
   if (node.operationKind && node.operationKind !== 'query') return null;
   const base = urls[node.serviceName];
   if (!base || typeof node.operation !== 'string') return null;
+  const connections = connectionsTo(pools, new URL(`${base}/graphql`));
+  if (!connections) return null;
   let fetched: OperationDefinitionNode | null | undefined;
   try {
     fetched = getOperationAST(parse(node.operation, { noLocation: true }), node.operationName);
@@ -404,7 +398,7 @@ function laneFor(
   return {
     subgraph: node.serviceName,
     url: `${base}/graphql`,
-    target: targetOf(new URL(`${base}/graphql`)),
+    connections,
     query: node.operation,
     operationName: node.operationName || undefined,
     variableUsages: Array.isArray(node.variableUsages) ? node.variableUsages : [],
@@ -412,68 +406,6 @@ function laneFor(
     plainVariables: plainVariablesOf(operation),
     shape,
   };
-}
-
-interface Answer {
-  status: number;
-  statusText: string;
-  body?: string;
-  timedOut?: boolean;
-  failed?: boolean;
-}
-
-// (No `?.` or `??` on this path: the gateway's TypeScript loader turns each into helper
-// calls with an array and closures, on every request.)
-function post(agent: Agent, target: Target, headers: Record<string, string>, body: string, ms: number, signal?: Cancellation): Promise<Answer> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (answer: Answer) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (signal) signal.removeEventListener('abort', onAbort);
-      resolve(answer);
-    };
-    // Named properties rather than a spread of the parsed URL (~2 % of the router's CPU).
-    const options: RequestOptions = {
-      protocol: target.protocol,
-      hostname: target.hostname,
-      port: target.port,
-      path: target.path,
-      auth: target.auth,
-      method: 'POST',
-      headers,
-      agent,
-    };
-    const req = httpRequest(options, (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const type = res.headers['content-type'];
-        finish({
-          status: res.statusCode === undefined ? 0 : res.statusCode,
-          statusText: res.statusMessage === undefined ? '' : res.statusMessage,
-          // A compressed or non-JSON answer is left to the normal path.
-          body:
-            !res.headers['content-encoding'] && type !== undefined && /json/i.test(type)
-              ? Buffer.concat(chunks).toString('utf8')
-              : undefined,
-        });
-      });
-      res.on('error', () => finish({ status: 0, statusText: '', failed: true }));
-    });
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish({ status: 0, statusText: '', timedOut: true });
-    }, ms);
-    const onAbort = () => {
-      req.destroy();
-      finish({ status: 0, statusText: '', failed: true });
-    };
-    if (signal) signal.addEventListener('abort', onAbort, { once: true });
-    req.on('error', () => finish({ status: 0, statusText: '', failed: true }));
-    req.end(body);
-  });
 }
 
 /**
@@ -488,9 +420,7 @@ export function withFastLane(
   lastPlan: { plan?: unknown },
 ): HandlerFactory {
   if (!settings.fastLane) return factory;
-  // Idle sockets are closed after 5 s, as by Node's global agent (the gateway's), well before
-  // a subgraph closes its side (65 s): never a request on a socket the subgraph is closing.
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, timeout: 5000 });
+  const pools = new Map<string, SubgraphConnections>(); // by subgraph URL, across supergraphs
   return async (opts) => {
     const handler = await factory(opts);
     const generation = ++handlers.generation;
@@ -521,7 +451,7 @@ export function withFastLane(
             setResult() {},
           });
           const plan = lastPlan.plan;
-          if (plan) lane = laneFor(request.document, operation, plan, schema, settings.subgraphUrls);
+          if (plan) lane = laneFor(request.document, operation, plan, schema, settings.subgraphUrls, pools);
         } catch {
           lane = NOT_ELIGIBLE;
         } finally {
@@ -638,15 +568,15 @@ export function withFastLane(
         accept: ACCEPT,
         'user-agent': 'node', // what the gateway's fetch sends; no accept-encoding: a plain answer
         'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(body)),
       };
       if (caller.authorization) headers.authorization = caller.authorization;
       if (caller.requestId) headers['x-request-id'] = caller.requestId;
       const start = Date.now();
-      return post(agent, lane.target, headers, body, settings.subgraphTimeoutMs, signal).then((answer): LaneAnswer => {
+      return lane.connections.post(headers, body, settings.subgraphTimeoutMs, signal).then((answer): LaneAnswer => {
         const seconds = (Date.now() - start) / 1000;
         if (answer.timedOut) return { fallback: 'fallback_timeout' };
         if (answer.failed) return { fallback: 'fallback_unreachable' };
+        if (answer.unreadable) return { fallback: 'fallback_unreadable' };
         const fetches = histogram('graphql_gateway_fetch_duration');
         if (fetches) {
           fetches.observe(
@@ -655,9 +585,11 @@ export function withFastLane(
           );
         }
         let parsed: any;
-        if (answer.status === 200 && answer.body !== undefined) {
+        // A compressed or non-JSON answer is left to the normal path.
+        const type = answer.contentType;
+        if (answer.status === 200 && answer.body !== undefined && !answer.contentEncoding && type !== undefined && /json/i.test(type)) {
           try {
-            parsed = JSON.parse(answer.body);
+            parsed = JSON.parse(answer.body.toString('utf8'));
           } catch {
             parsed = undefined;
           }

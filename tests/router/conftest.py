@@ -27,6 +27,7 @@ from conftest import Account, sign_up
 from devstack import Stack
 from devstack.ports import free_port
 from devstack.processes import ManagedProcess, Supervisor
+from prometheus_client.parser import text_string_to_metric_families
 
 # The documents the production router accepts, by id (graphql-codegen's manifest format).
 TRUSTED_DOCUMENTS = {
@@ -86,6 +87,23 @@ def start_router(
     supervisor = Supervisor([process], log_dir=directory, die_with_parent=True)
     supervisor.start()
     return url, supervisor
+
+
+async def outcomes(router: httpx.AsyncClient, counter: str) -> dict[str, float]:
+    """The router's counter `counter` (its name without `_total`) by its `outcome` label."""
+    text = (await router.get("/metrics")).text
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == counter
+        for sample in family.samples
+        if sample.name == f"{counter}_total"
+    }
+
+
+async def lane_outcomes(router: httpx.AsyncClient) -> dict[str, float]:
+    """What the fast lane did (hub_router_fast_lane_total), by outcome."""
+    return await outcomes(router, "hub_router_fast_lane")
 
 
 async def short_lived_token(apps, account: Account, seconds: int) -> str:

@@ -31,7 +31,13 @@ import pytest
 from conftest import Account, sign_up
 from devstack import Stack
 from prometheus_client.parser import text_string_to_metric_families
-from router.conftest import create_document, own_address, short_lived_token, start_router
+from router.conftest import (
+    create_document,
+    outcomes,
+    own_address,
+    short_lived_token,
+    start_router,
+)
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
 
@@ -147,14 +153,7 @@ async def guarded(guarded_router: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def early_outcomes(router: httpx.AsyncClient) -> dict[str, float]:
-    text = (await router.get("/metrics")).text
-    return {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "hub_router_early_lane"
-        for sample in family.samples
-        if sample.name == "hub_router_early_lane_total"
-    }
+    return await outcomes(router, "hub_router_early_lane")
 
 
 async def served_early(router: httpx.AsyncClient) -> float:

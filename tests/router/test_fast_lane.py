@@ -19,8 +19,7 @@ import httpx
 import pytest
 from conftest import Account, sign_up
 from devstack import Stack
-from prometheus_client.parser import text_string_to_metric_families
-from router.conftest import BlackHole, create_document, start_router
+from router.conftest import BlackHole, create_document, lane_outcomes, start_router
 
 RUN = uuid.uuid4().hex[:8]  # document texts of this run only: no other test warmed them
 
@@ -67,17 +66,6 @@ def silent_workflow_routers(
 async def normal(lane_off_router: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=lane_off_router, timeout=30) as client:
         yield client
-
-
-async def lane_outcomes(router: httpx.AsyncClient) -> dict[str, float]:
-    text = (await router.get("/metrics")).text
-    return {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "hub_router_fast_lane"
-        for sample in family.samples
-        if sample.name == "hub_router_fast_lane_total"
-    }
 
 
 async def served_and_handed_back(router: httpx.AsyncClient) -> tuple[float, float]:
