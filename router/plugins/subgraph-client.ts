@@ -160,7 +160,13 @@ export class SubgraphConnections {
     socket.setNoDelay(true);
     const connection = new Connection(socket);
     this.open++;
-    socket.on('data', (chunk: Buffer) => this.read(connection, chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.read(connection, chunk);
+      } catch {
+        this.unreadable(connection); // never an exception out of a socket's listener
+      }
+    });
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => this.closed(connection));
     return connection;

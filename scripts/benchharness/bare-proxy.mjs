@@ -1,7 +1,9 @@
-// The router overhead's floor: a bare Node proxy in front of content. Node's own HTTP server
-// and client (a keep-alive agent), forwarding POST /graphql as it comes and the answer as it
-// comes back, with nothing else: no GraphQL, no checks, no metrics. What any router written
-// for Node spends at least on a request, on this machine.
+// The router overhead's reference: a bare Node proxy in front of content. Node's own HTTP
+// server and client (a keep-alive agent), forwarding POST /graphql as it comes and the answer
+// as it comes back, with nothing else: no GraphQL, no checks, no metrics. What a router built
+// on Node's http module spends at least on a request, on this machine; the router's lanes ask
+// subgraphs through a leaner client of their own (router/plugins/subgraph-client.ts) and
+// spend less.
 //   node bare-proxy.mjs <content base URL> <port>
 import http from 'node:http';
 

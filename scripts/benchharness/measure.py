@@ -173,7 +173,7 @@ def router_overhead(bench: Bench) -> None:
         "router": bench.gql("router"),
         "direct": bench.gql("content"),
         # The same requests through a bare Node proxy (Node's HTTP server and client,
-        # nothing else): the least any router written for Node adds on this machine.
+        # nothing else): what a router on Node's http module adds at least, for reference.
         "bare_proxy": f"{bench.urls['bare_proxy']}/graphql",
     }
     names = {

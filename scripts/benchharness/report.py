@@ -57,7 +57,7 @@ def table(document: dict[str, Any]) -> str:
             f"{ro['bare_proxy_rps']:.0f} / {ro['direct_rps']:.0f} req/s",
             f"{ro['bare_proxy_ratio']:.2f}",
             "",
-            "the floor for a Node router",
+            "a reference: Node's own HTTP server and client",
         )
     )
     pe = r["python_efficiency"]
