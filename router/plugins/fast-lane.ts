@@ -1,7 +1,8 @@
 // The single-subgraph fast lane (HUB_ROUTER_FAST_LANE, on by default).
 //
 // A query whose plan is one fetch to one subgraph, asking exactly what the client asked, is
-// sent to that subgraph by a plain HTTP request, and the subgraph's `data` is the result. This
+// sent to that subgraph by a plain HTTP request (subgraph-client.ts: kept-alive connections
+// of the lanes' own, plain `http:` subgraph URLs only), and the subgraph's `data` is the result. This
 // skips what the gateway spends on such a query besides the checks: the plan executor, the
 // subgraph-execution hook chain (batching, transport, @whatwg-node fetch and its hooks) and
 // the projection of the answer onto the client's operation.
