@@ -271,15 +271,18 @@ async def drain(client: Any) -> None:
 
 
 @asynccontextmanager
-async def two_tabs(stack, router, account: Account, query: str) -> AsyncIterator[tuple[Any, Any]]:
-    """Two clients with the account's one token and the same subscription, both live."""
+async def two_tabs(
+    stack, router, account: Account, query: str, second_query: str | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """Two clients with the account's one token and the same subscription (or the second
+    its own), both live."""
     async with (
         graphql_ws(ws_url(stack), account.access_token) as first,
         graphql_ws(ws_url(stack), account.access_token) as second,
     ):
         await first.subscribe(query)
         await until_live(router, account, first.receive)
-        await second.subscribe(query)
+        await second.subscribe(second_query or query)
         await asyncio.sleep(0.5)  # the second subscription reaches the router
         await drain(first)
         yield first, second
@@ -327,13 +330,69 @@ async def test_a_callers_identical_subscriptions_share_one_subgraph_subscription
     assert left == baseline
 
 
-async def test_each_sharing_subscriber_gets_the_other_subgraphs_fields_of_its_own(
+async def identity_fetches(router: httpx.AsyncClient) -> float:
+    """Fetches the router's plans made to identity (before in-flight requests are merged)."""
+    text = (await router.get("/metrics")).text
+    return sum(
+        float(value)
+        for value in re.findall(
+            r'^graphql_gateway_subgraph_execute_duration_count\{subgraphName="identity",'
+            r"[^}]*\} (\S+)$",
+            text,
+            re.M,
+        )
+    )
+
+
+async def test_a_callers_identical_subscriptions_are_completed_once_per_event(
     stack, router
 ) -> None:
-    """An event shared at the subgraph is completed per subscriber: each gets the recipient's
-    email from identity, event after event."""
+    """Tabs with the same operation share its results: each event's fields from another
+    subgraph are fetched once for all of them, and every tab gets the whole event."""
     account = await sign_up(router)
     async with two_tabs(stack, router, account, WITH_RECIPIENT) as (first, second):
+        await drain(second)
+        for title in ("One", "Two"):
+            before = await identity_fetches(router)
+            await notify(router, account, title)
+            expected = {"title": title, "recipient": {"email": account.email}}
+            assert await data_of(first) == expected
+            assert await data_of(second) == expected
+            assert await identity_fetches(router) - before == 1
+
+
+async def test_the_tab_that_opened_a_shared_subscription_may_leave_first(stack, router) -> None:
+    """The tab whose subscription the others joined closes: they keep getting whole events."""
+    account = await sign_up(router)
+    communication = stack.urls["communication"]
+    baseline = await active_subscriptions(router, communication)
+    async with graphql_ws(ws_url(stack), account.access_token) as second:
+        async with graphql_ws(ws_url(stack), account.access_token) as first:
+            await first.subscribe(WITH_RECIPIENT)
+            await until_live(router, account, first.receive)
+            await second.subscribe(WITH_RECIPIENT)
+            await asyncio.sleep(0.5)  # the second subscription reaches the router
+        await drain(second)
+        for title in ("After the first left", "And after that"):
+            await notify(router, account, title)
+            assert await data_of(second) == {
+                "title": title,
+                "recipient": {"email": account.email},
+            }
+        assert await active_subscriptions(router, communication) == baseline + 1
+    left = await settled(lambda: active_subscriptions(router, communication), baseline, 10)
+    assert left == baseline
+
+
+async def test_operations_sharing_a_subgraph_subscription_are_each_completed(stack, router) -> None:
+    """Two different operations of one caller with the same subgraph fetch share it at the
+    subgraph; each is completed on its own, its other subgraphs' fields included."""
+    account = await sign_up(router)
+    communication = stack.urls["communication"]
+    named = WITH_RECIPIENT.replace("subscription {", "subscription Inbox {")
+    baseline = await active_subscriptions(router, communication)
+    async with two_tabs(stack, router, account, WITH_RECIPIENT, named) as (first, second):
+        assert await active_subscriptions(router, communication) == baseline + 1
         for title in ("One", "Two"):
             await notify(router, account, title)
             expected = {"title": title, "recipient": {"email": account.email}}
