@@ -22,6 +22,7 @@ import jwt
 import pytest
 from conftest import Account, sign_up
 from integration.conftest import execute, graphql_ws
+from prometheus_client.parser import text_string_to_metric_families
 from router.conftest import short_lived_token
 
 from subgraphs.common.auth import SESSION_REVOKED_CHANNEL, SessionRevocations
@@ -334,13 +335,11 @@ async def identity_fetches(router: httpx.AsyncClient) -> float:
     """Fetches the router's plans made to identity (before in-flight requests are merged)."""
     text = (await router.get("/metrics")).text
     return sum(
-        float(value)
-        for value in re.findall(
-            r'^graphql_gateway_subgraph_execute_duration_count\{subgraphName="identity",'
-            r"[^}]*\} (\S+)$",
-            text,
-            re.M,
-        )
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "graphql_gateway_subgraph_execute_duration"
+        for sample in family.samples
+        if sample.name.endswith("_count") and sample.labels.get("subgraphName") == "identity"
     )
 
 
