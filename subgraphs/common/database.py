@@ -7,6 +7,8 @@ import json
 import logging
 import re
 import uuid
+from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util import queue as pool_queue
 
@@ -93,6 +95,149 @@ SQL_STATEMENTS = Counter(
 logger = logging.getLogger(__name__)
 
 
+# SQLSTATE classes of a connection that is ending: connection exceptions (08) and operator
+# intervention (57: the backend terminated, the server shutting down). They come from
+# PostgreSQL like a refused statement does, but the connection does not survive them.
+_CONNECTION_ENDING = ("08", "57")
+
+
+def statement_refused(error: BaseException, driver: Any) -> bool:
+    """PostgreSQL refused the statement and the connection can run the next one."""
+    return (
+        isinstance(error, asyncpg.PostgresError)
+        and str(error.sqlstate or "")[:2] not in _CONNECTION_ENDING
+        and not driver.is_closed()
+    )
+
+
+class HeldForReads:
+    """Connections a `BurstPool` lends to reads on the driver (common/reads.py) and that
+    stay lent between reads: a read takes an idle one from a deque and puts it back.
+
+    Checking a connection out of SQLAlchemy's pool and in again for every read cost ~90 µs
+    of CPU (the pool's asyncio queue through a greenlet, the connection's proxy, its events
+    and its reset): a fifth of content's list of 20 documents, measured side by side
+    (README, Performance). asyncpg's own pool was no answer: its release runs in a shielded
+    task and bought a quarter of what this does.
+
+    The connections stay checked out of the pool, so its sizes still bound what the service
+    opens, and they were opened by it, so they are set up as every other one (the dialect's
+    JSON codecs, the application name). At most `most` are held (the pool's `keep`): the
+    overflow is always there for sessions. A read that finds none idle and the most held
+    waits for one, first come first served. A connection whose statement failed other than
+    by PostgreSQL's refusal (the server gone, the read cancelled mid-protocol) is
+    invalidated, never handed out again. `shrink()` gives back to the pool the idle ones
+    that the busiest moment since its previous call did not need.
+    """
+
+    def __init__(self, pool: AsyncAdaptedQueuePool, most: int) -> None:
+        self._pool = pool
+        self.most = most
+        self.held = 0  # lent by the pool: idle, in use or being opened
+        self.in_use = 0
+        self._busiest = 0
+        self._idle: deque[PoolProxiedConnection] = deque()
+        # A waiter is handed an idle connection, or None: a free place to open one in.
+        self._waiting: deque[asyncio.Future[PoolProxiedConnection | None]] = deque()
+        self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        connection = self._idle.popleft() if self._idle else await self._connection()
+        self.in_use += 1
+        if self.in_use > self._busiest:
+            self._busiest = self.in_use
+        driver = connection.driver_connection
+        assert driver is not None, "a failed connection is dropped, never held"
+        try:
+            records: list[Any] = await driver.fetch(sql, *arguments)
+        except BaseException as error:
+            self.in_use -= 1
+            if statement_refused(error, driver):
+                self._put(connection)
+            else:
+                self._free_place()
+                await greenlet_spawn(connection.invalidate, error)
+            raise
+        self.in_use -= 1
+        self._put(connection)
+        return records
+
+    async def _connection(self) -> PoolProxiedConnection:
+        if self.held >= self.most:
+            waiter: asyncio.Future[PoolProxiedConnection | None]
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed over as it was cancelled
+                    given = waiter.result()
+                    if given is None:
+                        self._free_place()
+                    else:
+                        self._put(given)
+                raise
+            if handed is not None:
+                return handed
+        else:
+            self.held += 1  # a waiter handed None was given this place already
+        try:
+            return await greenlet_spawn(self._pool.connect)
+        except BaseException:
+            self._free_place()
+            raise
+
+    def _put(self, connection: PoolProxiedConnection) -> None:
+        if self._closed:  # its pool was disposed of: closed, not checked in
+            self.held -= 1
+            closing = asyncio.get_running_loop().create_task(greenlet_spawn(connection.invalidate))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            return
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _free_place(self) -> None:
+        """One connection fewer held: its place goes to the first waiter, if any."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.held -= 1
+
+    def shrink(self) -> int:
+        """Give back the idle connections the busiest moment since the previous call did not
+        need; how many. In a greenlet (checking in may reset the connection)."""
+        spare = min(len(self._idle), self.held - self._busiest)
+        self._busiest = self.in_use
+        given = 0
+        while given < spare and self._idle:  # a read may take one while another goes back
+            self._give_back(self._idle.pop())
+            given += 1
+        return given
+
+    def close(self) -> None:
+        """Give every idle connection back; those in use go back when their read ends. In a
+        greenlet."""
+        self._closed = True
+        while self._idle:
+            self._give_back(self._idle.pop())
+
+    def _give_back(self, connection: PoolProxiedConnection) -> None:
+        self.held -= 1
+        connection.close()  # checked in
+
+
 class BurstPool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio queue pool, keeping the connections a burst opened until no
     moment needs them any more.
@@ -118,6 +263,7 @@ class BurstPool(AsyncAdaptedQueuePool):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._busiest = 0
+        self.reads = HeldForReads(self, most=max(self.keep, 1))
 
     def _do_get(self) -> Any:
         record = super()._do_get()
@@ -128,6 +274,7 @@ class BurstPool(AsyncAdaptedQueuePool):
         """Close the idle connections above `keep` that the busiest moment since the last
         call left unused; how many it closed. Runs in a greenlet (the driver's close is
         async): `await greenlet_spawn(pool.shrink)`."""
+        self.reads.shrink()
         opened = self.checkedin() + self.checkedout()
         spare = min(opened - self._busiest, opened - self.keep, self.checkedin())
         self._busiest = self.checkedout()
@@ -143,6 +290,10 @@ class BurstPool(AsyncAdaptedQueuePool):
                 self._dec_overflow()
             closed += 1
         return closed
+
+    def dispose(self) -> None:
+        self.reads.close()
+        super().dispose()
 
 
 def burst_pool(keep: int) -> type[BurstPool]:

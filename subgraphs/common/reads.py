@@ -11,7 +11,9 @@ and hands the compiled SQL to the driver connection directly.
 Only reads in autocommit take this path (`Context.reader()` sessions): a session with a
 transaction of its own must see its own writes, so there the statement goes through the
 session as before. The engine's `before_cursor_execute` hooks still see every statement
-(the NUL refusal, `hub_db_statements_total`, the tests' statement counts).
+(the NUL refusal, `hub_db_statements_total`, the tests' statement counts). The connection
+is one the engine's pool keeps lent for reads (`HeldForReads`, common/database.py), not one
+checked out and in again for each.
 """
 
 from __future__ import annotations
@@ -20,16 +22,13 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import asyncpg
 from sqlalchemy import ARRAY, Select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.util import await_, greenlet_spawn
 
-from subgraphs.common.database import ReaderSession
+from subgraphs.common.database import BurstPool, ReaderSession
 
 COMPILED_SHAPES = 512  # statement shapes kept compiled per process (LRU)
 
@@ -129,21 +128,6 @@ class _NotCacheable(Exception):
     pass
 
 
-# SQLSTATE classes of a connection that is ending: connection exceptions (08) and operator
-# intervention (57: the backend terminated, the server shutting down). They come from
-# PostgreSQL like a refused statement does, but the connection does not survive them.
-_CONNECTION_ENDING = ("08", "57")
-
-
-def _statement_refused(error: BaseException, driver: Any) -> bool:
-    """PostgreSQL refused the statement and the connection can run the next one."""
-    return (
-        isinstance(error, asyncpg.PostgresError)
-        and str(error.sqlstate or "")[:2] not in _CONNECTION_ENDING
-        and not driver.is_closed()
-    )
-
-
 def is_reader(session: AsyncSession) -> bool:
     """A `Context.reader()` session: autocommit, no transaction of its own to see."""
     if isinstance(session, ReaderSession) and session.unmade_engine is not None:
@@ -156,25 +140,6 @@ def is_reader(session: AsyncSession) -> bool:
     )
 
 
-def _fetch_on_pooled_connection(engine: Engine, sql: str, arguments: list[Any]) -> Any:
-    """Check a connection out of the engine's pool, run the statement on its driver and
-    check it in again, in one greenlet: starting one costs ~9 µs here, and the pool needs
-    one both to hand a connection out and to take it back."""
-    record = engine.pool.connect()
-    try:
-        driver = record.driver_connection
-        assert driver is not None
-        return await_(driver.fetch(sql, *arguments))
-    except BaseException as error:
-        # PostgreSQL refusing the statement leaves the connection usable; anything else (the
-        # server gone, a cancellation mid-protocol) may not: it is not handed out again.
-        if not _statement_refused(error, driver):
-            record.invalidate(error)
-        raise
-    finally:
-        record.close()
-
-
 async def fetch_rows(
     session: AsyncSession, stmt: Select[*tuple[Any, ...]], params: dict[str, Any] | None = None
 ) -> Sequence[Any]:
@@ -185,17 +150,20 @@ async def fetch_rows(
     """
     if not is_reader(session):
         return (await session.execute(stmt, params)).all()
-    try:
-        sql, arguments, prepared = _sql_and_arguments(stmt, params)
-    except _NotCacheable:
-        return (await session.execute(stmt, params)).all()
     unmade = session.unmade_engine if isinstance(session, ReaderSession) else None
     bind = unmade if unmade is not None else session.bind
     assert isinstance(bind, AsyncEngine)
     engine = bind.sync_engine
+    pool = engine.pool
+    if not isinstance(pool, BurstPool):  # not made by create_engine: no connections held
+        return (await session.execute(stmt, params)).all()
+    try:
+        sql, arguments, prepared = _sql_and_arguments(stmt, params)
+    except _NotCacheable:
+        return (await session.execute(stmt, params)).all()
     for hook in engine.dispatch.before_cursor_execute:  # no connection, cursor or context
         hook(None, None, sql, arguments, None, False)
-    records = await greenlet_spawn(_fetch_on_pooled_connection, engine, sql, arguments)
+    records = await pool.reads.fetch(sql, arguments)
     make_row, processors = prepared.make_row, prepared.processors
     if not processors:
         return [make_row(*values) for values in records]

@@ -244,13 +244,12 @@ async def test_a_connection_terminated_mid_statement_is_not_handed_out_again(app
 
 async def test_a_read_cancelled_mid_statement_gives_its_connection_back_dropped(apps) -> None:
     """A request that ends while its statement runs (the client left, a timeout) leaves the
-    connection mid-protocol: the pool gets it back, drops it, and nothing is left checked
-    out."""
+    connection mid-protocol: it is dropped, not held for the next read, and the pool gets
+    its place back."""
     app = apps["content"]
     pool = app.state.engine.sync_engine.pool
     sleeping = select(func.pg_backend_pid().label("pid"), func.pg_sleep(30).label("slept"))
     backend = select(func.pg_backend_pid().label("pid"))
-    checked_out = pool.checkedout()
 
     async def sleep_on_a_connection() -> None:
         async with app.state.readers() as reader:
@@ -258,10 +257,12 @@ async def test_a_read_cancelled_mid_statement_gives_its_connection_back_dropped(
 
     statement = asyncio.create_task(sleep_on_a_connection())
     await asyncio.sleep(0.3)
-    assert pool.checkedout() == checked_out + 1
+    assert pool.reads.in_use == 1
+    held = pool.reads.held
     statement.cancel()
     with pytest.raises(asyncio.CancelledError):
         await statement
-    assert pool.checkedout() == checked_out
+    assert (pool.reads.in_use, pool.reads.held) == (0, held - 1)
+    assert pool.checkedout() == pool.reads.held  # nothing else is left checked out
     async with app.state.readers() as reader:  # the next read gets a sound connection
         assert (await fetch_rows(reader, backend))[0].pid
