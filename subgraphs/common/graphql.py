@@ -172,6 +172,17 @@ class BySelection(Generic[T]):
         return value
 
 
+def id_of(value: object) -> strawberry.ID:
+    """`value`'s text as an `ID`. `strawberry.ID` is a `NewType`: the identity at run time,
+    but calling it is a Python call (~0.4 µs, more than a UUID's text costs), for every id a
+    list answers."""
+    return str(value)  # type: ignore[return-value]
+
+
+def optional_id_of(value: object | None) -> strawberry.ID | None:
+    return str(value) if value is not None else None  # type: ignore[return-value]
+
+
 def parse_id(value: str | strawberry.ID, what: str = "id") -> uuid.UUID:
     """A UUID from a GraphQL `ID` argument; malformed input is the caller's error, not ours."""
     try:

@@ -19,7 +19,7 @@ from strawberry.scalars import JSON
 
 from subgraphs.common.auth import require_scope, require_user
 from subgraphs.common.errors import BadInput
-from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
+from subgraphs.common.graphql import HubInfo, federated_schema, id_of, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Page, PageInfo, PageKey
 from subgraphs.communication import models, tasks
 from subgraphs.communication.service import conversations, delivery, notifications, preferences
@@ -116,9 +116,9 @@ class Delivery:
     @classmethod
     def from_model(cls, row: models.Delivery) -> Delivery:
         return cls(
-            id=strawberry.ID(str(row.id)),
-            notification_id=strawberry.ID(str(row.notification_id)),
-            recipient=User(id=strawberry.ID(str(row.recipient_id))),
+            id=id_of(row.id),
+            notification_id=id_of(row.notification_id),
+            recipient=User(id=id_of(row.recipient_id)),
             channel=Channel(row.channel),
             status=DeliveryState(row.status),
             destination=row.destination,
@@ -159,8 +159,8 @@ class Notification:
         cls, notification: models.Notification | notifications.NotificationEvent
     ) -> Notification:
         return cls(
-            id=strawberry.ID(str(notification.id)),
-            recipient=User(id=strawberry.ID(str(notification.recipient_id))),
+            id=id_of(notification.id),
+            recipient=User(id=id_of(notification.recipient_id)),
             category=notification.category,
             title=notification.title,
             body=notification.body,
@@ -169,9 +169,7 @@ class Notification:
             read_at=notification.read_at,
             created_at=notification.created_at,
             subject_type=notification.subject_type,
-            subject_id=strawberry.ID(str(notification.subject_id))
-            if notification.subject_id
-            else None,
+            subject_id=id_of(notification.subject_id) if notification.subject_id else None,
         )
 
     @strawberry.field
@@ -255,7 +253,7 @@ class Conversation:
     @classmethod
     def from_model(cls, row: models.Conversation) -> Conversation:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=id_of(row.id),
             kind=row.kind,
             title=row.title,
             created_at=row.created_at,
@@ -267,14 +265,14 @@ class Conversation:
         rows = await info.context.loader(conversations.members_of_conversations).load(
             parse_id(self.id)
         )
-        return [User(id=strawberry.ID(str(m.user_id))) for m in rows]
+        return [User(id=id_of(m.user_id)) for m in rows]
 
     @strawberry.field(description="Members who add and remove members (groups only).")
     async def admins(self, info: HubInfo) -> list[User]:
         rows = await info.context.loader(conversations.members_of_conversations).load(
             parse_id(self.id)
         )
-        return [User(id=strawberry.ID(str(m.user_id))) for m in rows if m.role == "admin"]
+        return [User(id=id_of(m.user_id)) for m in rows if m.role == "admin"]
 
     @strawberry.field(description="Messages from others the caller has not read.")
     async def unread_count(self, info: HubInfo) -> int:
@@ -307,9 +305,9 @@ class Message:
     @classmethod
     def from_model(cls, row: models.Message) -> Message:
         return cls(
-            id=strawberry.ID(str(row.id)),
-            conversation_id=strawberry.ID(str(row.conversation_id)),
-            sender=User(id=strawberry.ID(str(row.sender_id))),
+            id=id_of(row.id),
+            conversation_id=id_of(row.conversation_id),
+            sender=User(id=id_of(row.sender_id)),
             body=row.body,
             created_at=row.created_at,
             attachment_ids=list(row.attachment_ids or []),
@@ -328,7 +326,7 @@ class Message:
             parse_id(self.conversation_id)
         )
         return [
-            User(id=strawberry.ID(str(m.user_id)))
+            User(id=id_of(m.user_id))
             for m in members
             if str(m.user_id) != self.sender.id
             and m.last_read_at is not None

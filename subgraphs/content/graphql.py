@@ -8,6 +8,7 @@ Every read goes through a service function or loader bound to the caller
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -22,7 +23,14 @@ from strawberry.types.nodes import SelectedField
 
 from subgraphs.common.auth import require_user
 from subgraphs.common.errors import BadInput, Forbidden, HubError, NotFound, Unauthenticated
-from subgraphs.common.graphql import BySelection, HubInfo, federated_schema, parse_id
+from subgraphs.common.graphql import (
+    BySelection,
+    HubInfo,
+    federated_schema,
+    id_of,
+    optional_id_of,
+    parse_id,
+)
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageInfo
 from subgraphs.content import errors, models
 from subgraphs.content.service import access, audit, documents, events, files, search, sharing
@@ -41,14 +49,6 @@ def resources_of(info: HubInfo) -> Resources:
     settings = info.context.settings
     assert isinstance(settings, ContentSettings)
     return Resources.of(settings, info.context.redis)
-
-
-def _id(value: object) -> strawberry.ID:
-    return strawberry.ID(str(value))
-
-
-def _optional_id(value: object | None) -> strawberry.ID | None:
-    return strawberry.ID(str(value)) if value is not None else None
 
 
 # --- types ------------------------------------------------------------------------------
@@ -194,15 +194,15 @@ class DocumentVersion:
     @classmethod
     def from_model(cls, version: models.DocumentVersion | Row[Any]) -> DocumentVersion:
         return cls(
-            id=_id(version.id),
-            document_id=_id(version.document_id),
+            id=id_of(version.id),
+            document_id=id_of(version.document_id),
             number=version.number,
             filename=version.filename,
             media_type=version.media_type,
             size=version.size,
             sha256=version.sha256,
             created_at=version.created_at,
-            created_by=User(id=_id(version.created_by)),
+            created_by=User(id=id_of(version.created_by)),
         )
 
     @strawberry.field(description="Where REST clients download it (with the caller's token).")
@@ -223,9 +223,9 @@ class DocumentShare:
     @classmethod
     def from_model(cls, share: models.DocumentShare) -> DocumentShare:
         return cls(
-            id=_id(share.id),
-            document_id=_id(share.document_id),
-            user=User(id=_id(share.user_id)) if share.user_id else None,
+            id=id_of(share.id),
+            document_id=id_of(share.document_id),
+            user=User(id=id_of(share.user_id)) if share.user_id else None,
             role=share.role,
             permission=share.permission,
             expires_at=share.expires_at,
@@ -350,15 +350,15 @@ class Document:
 
 # How each field of `Document` is read from its model or row (`Document.from_model`).
 _DOCUMENT_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "id": lambda document: _id(document.id),
+    "id": lambda document: id_of(document.id),
     "title": attrgetter("title"),
     "description": attrgetter("description"),
     "type": attrgetter("type"),
     "tags": lambda document: list(document.tags),
     "metadata": attrgetter("attributes"),
     "status": attrgetter("status"),
-    "owner": lambda document: User(id=_id(document.owner_id)),
-    "organization_id": lambda document: _optional_id(document.organization_id),
+    "owner": lambda document: User(id=id_of(document.owner_id)),
+    "organization_id": lambda document: optional_id_of(document.organization_id),
     "visibility": attrgetter("visibility"),
     "version": attrgetter("version"),
     "created_at": attrgetter("created_at"),
@@ -394,6 +394,35 @@ class _ReadFromRow:
 # After the class is made: Strawberry and dataclasses read its fields when decorating it.
 for _name, _read in _DOCUMENT_FIELDS.items():
     setattr(Document, _name, _ReadFromRow(_name, _read))
+
+# The column each field of `Document` is made from, where it is not the field's name.
+_COLUMN_OF_FIELD = {"metadata": "attributes", "owner": "owner_id"}
+
+
+@functools.lru_cache(maxsize=256)
+def _from_selected_row(row_class: type) -> Callable[[Row[Any]], Document]:
+    """How to make a `Document` of a row whose columns the selection chose
+    (`_columns_read_by_connection`): each field the row holds will be read, so it is
+    converted when the document is made, without a descriptor's call per field on its
+    first read (~8 % of a list of 20 documents, measured side by side). Fields the row
+    lacks stay as `from_model` leaves them. One per row class, i.e. per statement shape."""
+    fields = tuple(
+        (name, read)
+        for name, read in _DOCUMENT_FIELDS.items()
+        if _COLUMN_OF_FIELD.get(name, name) in row_class._fields  # type: ignore[attr-defined]
+    )
+    new = object.__new__
+
+    def from_selected_row(row: Row[Any]) -> Document:
+        document = new(Document)
+        converted = document.__dict__
+        converted["_row"] = row
+        converted["preloaded"] = None
+        for name, read in fields:
+            converted[name] = read(row)
+        return document
+
+    return from_selected_row
 
 
 @strawberry.type
@@ -437,11 +466,11 @@ class AuditEntry:
     @classmethod
     def from_model(cls, entry: models.AuditEntry) -> AuditEntry:
         return cls(
-            id=_id(entry.id),
+            id=id_of(entry.id),
             seq=entry.seq,
-            document_id=_optional_id(entry.document_id),
+            document_id=optional_id_of(entry.document_id),
             action=entry.action,
-            actor=User(id=_id(entry.actor_id)) if entry.actor_id else None,
+            actor=User(id=id_of(entry.actor_id)) if entry.actor_id else None,
             request_id=entry.request_id,
             at=entry.at,
             changes=entry.changes,
@@ -705,6 +734,7 @@ class Query:
         filter: DocumentFilter | None = None,
     ) -> Connection[Document]:
         parsed = filter.parsed() if filter else documents.DocumentFilter()
+        columns = _columns_read_by_connection(info)
         async with info.context.reader() as session:
             page = await documents.list_documents(
                 session,
@@ -712,9 +742,11 @@ class Query:
                 first=first,
                 after=after,
                 filter=parsed,
-                columns=_columns_read_by_connection(info),
+                columns=columns,
             )
-        return Connection.of(page, Document.from_model)
+        if columns is None or not page.items:
+            return Connection.of(page, Document.from_model)
+        return Connection.of(page, _from_selected_row(page.items[0].__class__))
 
     @strawberry.field(description="Full-text search, best first; typo-tolerant on titles.")
     async def search_documents(
@@ -790,7 +822,7 @@ class Query:
             ok=result.ok,
             checked=result.checked,
             first_broken_seq=result.first_broken_seq,
-            first_broken_id=_optional_id(result.first_broken_id),
+            first_broken_id=optional_id_of(result.first_broken_id),
             reason=result.reason,
             last_hash=result.last_hash,
         )
@@ -918,7 +950,7 @@ class Mutation:
                     client=info.context.client,
                     document_id=document_id,
                 )
-            return PurgedDocument(id=_id(document_id))
+            return PurgedDocument(id=id_of(document_id))
 
         return await attempt(info, work, DocumentNotFound, PermissionDenied)
 
@@ -1012,7 +1044,7 @@ class Subscription:
                 continue
             info.context.clear_loaders()  # each event is answered with what is true now
             yield DocumentChange(
-                document_id=_id(change.document_id),
+                document_id=id_of(change.document_id),
                 action=DocumentChangeAction(change.action),
                 version=change.version,
                 document=Document.from_model(visible) if visible.deleted_at is None else None,

@@ -15,7 +15,7 @@ from strawberry.scalars import JSON
 
 from subgraphs.common.auth import SessionRevocations, require_scope
 from subgraphs.common.errors import NotFound
-from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
+from subgraphs.common.graphql import HubInfo, federated_schema, id_of, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection
 from subgraphs.identity import keys, models
 from subgraphs.identity.roles import (
@@ -83,7 +83,7 @@ class User:
     @classmethod
     def from_model(cls, user: models.User, *, reveal_email: bool = False) -> User:
         return cls(
-            id=strawberry.ID(str(user.id)),
+            id=id_of(user.id),
             display_name=user.display_name,
             is_active=user.is_active,
             email_verified=user.email_verified_at is not None,
@@ -115,9 +115,7 @@ class User:
         return [
             RoleGrant(
                 role=a.role,
-                organization_id=strawberry.ID(str(a.organization_id))
-                if a.organization_id
-                else None,
+                organization_id=id_of(a.organization_id) if a.organization_id else None,
             )
             for a in assignments
         ]
@@ -142,7 +140,7 @@ class Organization:
     @classmethod
     def from_model(cls, organization: models.Organization) -> Organization:
         return cls(
-            id=strawberry.ID(str(organization.id)),
+            id=id_of(organization.id),
             slug=organization.slug,
             name=organization.name,
             created_at=organization.created_at,
@@ -157,8 +155,7 @@ class Organization:
         for assignment in assignments:
             by_user.setdefault(assignment.user_id, []).append(assignment.role)
         return [
-            Membership(user_id=strawberry.ID(str(user_id)), roles=roles)
-            for user_id, roles in by_user.items()
+            Membership(user_id=id_of(user_id), roles=roles) for user_id, roles in by_user.items()
         ]
 
 
@@ -243,12 +240,10 @@ class SecurityEvent:
     @classmethod
     def from_model(cls, event: models.SecurityEvent) -> SecurityEvent:
         return cls(
-            id=strawberry.ID(str(event.id)),
+            id=id_of(event.id),
             type=event.type,
-            actor_id=strawberry.ID(str(event.actor_id)) if event.actor_id else None,
-            target_user_id=strawberry.ID(str(event.target_user_id))
-            if event.target_user_id
-            else None,
+            actor_id=id_of(event.actor_id) if event.actor_id else None,
+            target_user_id=id_of(event.target_user_id) if event.target_user_id else None,
             ip=event.ip,
             user_agent=event.user_agent,
             request_id=event.request_id,
@@ -328,7 +323,7 @@ class Query:
         current = info.context.user.session_id
         return [
             Session(
-                id=strawberry.ID(str(s.id)),
+                id=id_of(s.id),
                 user_agent=s.user_agent,
                 ip=s.ip,
                 created_at=s.created_at,

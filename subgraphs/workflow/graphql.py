@@ -20,7 +20,7 @@ from subgraphs.common.errors import (
     NotFound,
     Unauthenticated,
 )
-from subgraphs.common.graphql import HubInfo, federated_schema, parse_id
+from subgraphs.common.graphql import HubInfo, federated_schema, id_of, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageKey
 from subgraphs.workflow import definitions as language
 from subgraphs.workflow import models
@@ -94,7 +94,7 @@ class WorkflowDefinition:
     def from_model(cls, row: models.WorkflowDefinition) -> WorkflowDefinition:
         spec = row.spec
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=id_of(row.id),
             key=row.key,
             version=row.version,
             name=row.name,
@@ -124,7 +124,7 @@ class WorkflowTransition:
             trigger=row.trigger,
             from_state=row.from_state,
             to_state=row.to_state,
-            actor_id=strawberry.ID(str(row.actor_id)) if row.actor_id else None,
+            actor_id=id_of(row.actor_id) if row.actor_id else None,
             comment=row.comment,
             changes=row.changes,
             created_at=row.created_at,
@@ -144,7 +144,7 @@ class WorkflowActionRun:
     @classmethod
     def from_model(cls, row: models.ActionRun) -> WorkflowActionRun:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=id_of(row.id),
             service=row.spec["service"],
             method=row.spec["method"],
             path=row.spec["path"],
@@ -174,7 +174,7 @@ class WorkflowInstance:
     @classmethod
     def from_model(cls, instance: models.WorkflowInstance) -> WorkflowInstance:
         return cls(
-            id=strawberry.ID(str(instance.id)),
+            id=id_of(instance.id),
             definition_key=instance.definition_key,
             definition_version=instance.definition_version,
             state=instance.state,
@@ -182,7 +182,7 @@ class WorkflowInstance:
             version=instance.version,
             data=instance.data,
             subject_type=instance.subject_type,
-            subject_id=strawberry.ID(str(instance.subject_id)),
+            subject_id=id_of(instance.subject_id),
             created_at=instance.created_at,
             updated_at=instance.updated_at,
             definition_id=instance.definition_id,
@@ -257,13 +257,13 @@ class Task:
     @classmethod
     def from_model(cls, row: models.Task) -> Task:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=id_of(row.id),
             name=row.name,
             title=row.title,
             state=row.state,
             status=row.status,
             outcomes=list(row.outcomes),
-            assignee_id=strawberry.ID(str(row.assignee_id)) if row.assignee_id else None,
+            assignee_id=id_of(row.assignee_id) if row.assignee_id else None,
             role=row.role,
             due_at=row.due_at,
             escalated_at=row.escalated_at,
@@ -284,7 +284,7 @@ class Task:
     async def subject(self, info: HubInfo) -> TaskSubject:
         row = await info.context.loader(instances.instances_by_ids).load(self.instance_id)
         assert row is not None
-        subject_id = strawberry.ID(str(row.subject_id))
+        subject_id = id_of(row.subject_id)
         return Document(id=subject_id) if row.subject_type == "Document" else User(id=subject_id)
 
     @strawberry.field(description="Routing suggestions for this task, newest first.")
@@ -338,17 +338,17 @@ class Suggestion:
     @classmethod
     def from_model(cls, row: models.Suggestion) -> Suggestion:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=id_of(row.id),
             kind=SuggestionKind(row.kind),
             status=SuggestionStatus(row.status),
             subject_type=row.subject_type,
-            subject_id=strawberry.ID(str(row.subject_id)),
+            subject_id=id_of(row.subject_id),
             value=row.value,
             confidence=row.confidence,
             model_version=row.model_version,
             error=row.error,
             decision=row.decision,
-            decided_by=strawberry.ID(str(row.decided_by)) if row.decided_by else None,
+            decided_by=id_of(row.decided_by) if row.decided_by else None,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -818,7 +818,7 @@ class Mutation:
             await jobs.enqueue_training(organizations)
             return ExamplesLearned(
                 count=len(rows),
-                organization_ids=[strawberry.ID(str(o)) for o in sorted(organizations, key=str)],
+                organization_ids=[id_of(o) for o in sorted(organizations, key=str)],
             )
 
         return await attempt(work)
