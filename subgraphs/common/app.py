@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import strawberry
 from fastapi import APIRouter, FastAPI
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -202,9 +201,7 @@ def create_app(
         graphql_ide=None if settings.hub.is_production else "graphiql",
         multipart_uploads_enabled=True,
     )
-    app.graphql_endpoint = ServerErrorMiddleware(
-        observe_endpoint(graphql, settings.name, route=GRAPHQL_PATH)
-    )
+    app.graphql_endpoint = observe_endpoint(graphql, settings.name, route=GRAPHQL_PATH)
     app.include_router(health_router(settings.name))
     app.include_router(rest, prefix="/api/v1", responses=PROBLEM_RESPONSES)
     install_problem_handlers(app)

@@ -9,6 +9,7 @@ import logging
 import re
 import uuid
 
+import httpx
 import pytest
 from conftest import BY_NAME, client_for
 from prometheus_client.parser import text_string_to_metric_families
@@ -155,6 +156,30 @@ async def test_graphql_served_ahead_of_fastapi_keeps_request_ids_and_metrics(cli
     assert answered.headers["x-request-id"] == "gql-1"
     text = (await client.get("/metrics")).text
     assert ("/graphql", "200") in routes_answered(text, "content")
+
+
+async def test_an_unexpected_graphql_crash_is_a_counted_500_not_a_dropped_connection(
+    apps, monkeypatch
+) -> None:
+    """/graphql is served outside FastAPI's ServerErrorMiddleware: its observability is the
+    last resort, answering a plain 500 with the request id before the error is raised for
+    the server's log."""
+    from subgraphs.common.app import HubGraphQL
+
+    async def crash(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(HubGraphQL, "__call__", crash)
+    transport = httpx.ASGITransport(app=apps["content"], raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        crashed = await client.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"x-request-id": "crash-1"}
+        )
+        assert (crashed.status_code, crashed.text) == (500, "Internal Server Error")
+        assert crashed.headers["x-request-id"] == "crash-1"
+        assert "a bug" not in crashed.text
+        text = (await client.get("/metrics")).text
+    assert ("/graphql", "500") in routes_answered(text, "content")
 
 
 def routes_answered(metrics: str, service: str) -> set[tuple[str, str]]:
