@@ -126,8 +126,10 @@ class HeldForReads:
     overflow is always there for sessions. A read that finds none idle and the most held
     waits for one, first come first served. A connection whose statement failed other than
     by PostgreSQL's refusal (the server gone, the read cancelled mid-protocol) is
-    invalidated, never handed out again. `shrink()` gives back to the pool the idle ones
-    that the busiest moment since its previous call did not need.
+    invalidated, never handed out again, and so is an idle one the server closed meanwhile
+    (a restart: the driver has read the server's goodbye), before any read uses it.
+    `shrink()` gives back to the pool the idle ones that the busiest moment since its
+    previous call did not need.
     """
 
     def __init__(self, pool: AsyncAdaptedQueuePool, most: int) -> None:
@@ -147,12 +149,19 @@ class HeldForReads:
         return len(self._idle)
 
     async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
-        connection = self._idle.popleft() if self._idle else await self._connection()
+        while True:
+            connection = self._idle.popleft() if self._idle else await self._connection()
+            driver = connection.driver_connection
+            assert driver is not None, "a failed connection is dropped, never held"
+            if not driver.is_closed():
+                break
+            # The server ended it while it was idle (a restart, a terminated backend): the
+            # driver has read the goodbye, so no read needs to fail to find out.
+            self._free_place()
+            await greenlet_spawn(connection.invalidate)
         self.in_use += 1
         if self.in_use > self._busiest:
             self._busiest = self.in_use
-        driver = connection.driver_connection
-        assert driver is not None, "a failed connection is dropped, never held"
         try:
             records: list[Any] = await driver.fetch(sql, *arguments)
         except BaseException as error:

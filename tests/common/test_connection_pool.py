@@ -209,6 +209,22 @@ async def test_a_refused_statement_keeps_its_connection(engine) -> None:
     assert await read_pid(engine) == pid and engine.pool.reads.held == 1
 
 
+async def test_a_held_connection_the_server_closed_while_idle_fails_no_read(engine) -> None:
+    """A restart or a terminated backend: the driver reads the server's goodbye at once,
+    and the next read takes another connection instead of failing on that one."""
+    victim = await read_pid(engine)
+    killer = await asyncpg.connect(
+        engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        assert await killer.fetchval("SELECT pg_terminate_backend($1)", victim)
+    finally:
+        await killer.close()
+    await asyncio.sleep(0.2)  # the goodbye reaches the idle connection
+    assert await read_pid(engine) != victim
+    assert engine.pool.reads.held == 1 and all_accounted_for(engine)
+
+
 async def test_a_failed_connection_gives_its_place_to_a_waiting_read(engine) -> None:
     """A held connection that fails is invalidated; the read waiting for one opens another
     in its place rather than waiting forever."""
