@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
 from conftest import Account, graphql, sign_up
+
+from subgraphs.workflow.service import timers
 
 PUBLISH = """mutation($s: String!) { publishWorkflowDefinition(source: $s) {
   __typename ... on WorkflowDefinition { id key version }
@@ -57,3 +61,19 @@ async def act(
 async def instance_of(clients, account: Account, instance: str) -> dict[str, Any]:
     result = await graphql(clients["workflow"], INSTANCE, {"id": instance}, account.headers)
     return result["data"]["workflowInstance"]
+
+
+T = TypeVar("T")
+
+
+async def fire_timers_until(apps, seen: Callable[[], Awaitable[T | None]]) -> T:
+    """Fire due timers until `seen()` gives something. Once the run's stack is up (the
+    router tests' `stack` fixture), its workflow scheduler fires the same timers: it may
+    hold one (FOR UPDATE SKIP LOCKED) just as this call looks, and commit a moment later."""
+    for _ in range(50):
+        await timers.fire_due(apps["workflow"].state.sessions)
+        result = await seen()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("the due timer never fired")
