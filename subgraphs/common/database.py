@@ -177,7 +177,9 @@ class HeldForReads:
         return records
 
     async def _connection(self) -> PoolProxiedConnection:
-        if self.held >= self.most:
+        if self.held < self.most:
+            self.held += 1  # a place of its own, to open a connection in
+        else:
             waiter: asyncio.Future[PoolProxiedConnection | None]
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
@@ -193,8 +195,7 @@ class HeldForReads:
                 raise
             if handed is not None:
                 return handed
-        else:
-            self.held += 1  # a waiter handed None was given this place already
+            # None: the place of a dropped connection, still counted in `held`
         try:
             return await greenlet_spawn(self._pool.connect)
         except BaseException:

@@ -19,7 +19,7 @@ from strawberry.scalars import JSON
 
 from subgraphs.common.auth import require_scope, require_user
 from subgraphs.common.errors import BadInput
-from subgraphs.common.graphql import HubInfo, federated_schema, id_of, parse_id
+from subgraphs.common.graphql import HubInfo, federated_schema, id_of, optional_id_of, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Page, PageInfo, PageKey
 from subgraphs.communication import models, tasks
 from subgraphs.communication.service import conversations, delivery, notifications, preferences
@@ -169,7 +169,7 @@ class Notification:
             read_at=notification.read_at,
             created_at=notification.created_at,
             subject_type=notification.subject_type,
-            subject_id=id_of(notification.subject_id) if notification.subject_id else None,
+            subject_id=optional_id_of(notification.subject_id),
         )
 
     @strawberry.field

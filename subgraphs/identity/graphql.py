@@ -15,7 +15,7 @@ from strawberry.scalars import JSON
 
 from subgraphs.common.auth import SessionRevocations, require_scope
 from subgraphs.common.errors import NotFound
-from subgraphs.common.graphql import HubInfo, federated_schema, id_of, parse_id
+from subgraphs.common.graphql import HubInfo, federated_schema, id_of, optional_id_of, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection
 from subgraphs.identity import keys, models
 from subgraphs.identity.roles import (
@@ -115,7 +115,7 @@ class User:
         return [
             RoleGrant(
                 role=a.role,
-                organization_id=id_of(a.organization_id) if a.organization_id else None,
+                organization_id=optional_id_of(a.organization_id),
             )
             for a in assignments
         ]
@@ -242,8 +242,8 @@ class SecurityEvent:
         return cls(
             id=id_of(event.id),
             type=event.type,
-            actor_id=id_of(event.actor_id) if event.actor_id else None,
-            target_user_id=id_of(event.target_user_id) if event.target_user_id else None,
+            actor_id=optional_id_of(event.actor_id),
+            target_user_id=optional_id_of(event.target_user_id),
             ip=event.ip,
             user_agent=event.user_agent,
             request_id=event.request_id,

@@ -20,7 +20,7 @@ from subgraphs.common.errors import (
     NotFound,
     Unauthenticated,
 )
-from subgraphs.common.graphql import HubInfo, federated_schema, id_of, parse_id
+from subgraphs.common.graphql import HubInfo, federated_schema, id_of, optional_id_of, parse_id
 from subgraphs.common.pagination import DEFAULT_PAGE_SIZE, Connection, PageKey
 from subgraphs.workflow import definitions as language
 from subgraphs.workflow import models
@@ -124,7 +124,7 @@ class WorkflowTransition:
             trigger=row.trigger,
             from_state=row.from_state,
             to_state=row.to_state,
-            actor_id=id_of(row.actor_id) if row.actor_id else None,
+            actor_id=optional_id_of(row.actor_id),
             comment=row.comment,
             changes=row.changes,
             created_at=row.created_at,
@@ -263,7 +263,7 @@ class Task:
             state=row.state,
             status=row.status,
             outcomes=list(row.outcomes),
-            assignee_id=id_of(row.assignee_id) if row.assignee_id else None,
+            assignee_id=optional_id_of(row.assignee_id),
             role=row.role,
             due_at=row.due_at,
             escalated_at=row.escalated_at,
@@ -348,7 +348,7 @@ class Suggestion:
             model_version=row.model_version,
             error=row.error,
             decision=row.decision,
-            decided_by=id_of(row.decided_by) if row.decided_by else None,
+            decided_by=optional_id_of(row.decided_by),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

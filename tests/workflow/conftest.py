@@ -70,7 +70,7 @@ async def fire_timers_until(apps, seen: Callable[[], Awaitable[T | None]]) -> T:
     """Fire due timers until `seen()` gives something. Once the run's stack is up (the
     router tests' `stack` fixture), its workflow scheduler fires the same timers: it may
     hold one (FOR UPDATE SKIP LOCKED) just as this call looks, and commit a moment later."""
-    for _ in range(50):
+    for _ in range(120):  # a timer due a few seconds from now fires within these 12 s
         await timers.fire_due(apps["workflow"].state.sessions)
         result = await seen()
         if result:

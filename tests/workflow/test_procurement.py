@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 from conftest import sign_up
 from sqlalchemy import select
-from workflow.conftest import act, instance_of, start
+from workflow.conftest import act, fire_timers_until, instance_of, start
 
 from subgraphs.common.database import utcnow
 from subgraphs.workflow.models import OutboxEvent
-from subgraphs.workflow.service import timers
 
 KEY = "procurement.consultation"
 
 
 async def fire_until(apps, clients, admin, instance: str, state: str) -> dict:
-    sessions = apps["workflow"].state.sessions
-    for _ in range(60):
-        await timers.fire_due(sessions)
+    async def in_state() -> dict | None:
         current = await instance_of(clients, admin, instance)
-        if current["state"] == state:
-            return current
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{instance} never reached {state}: {current['state']}")
+        return current if current["state"] == state else None
+
+    return await fire_timers_until(apps, in_state)
 
 
 async def test_a_consultation_runs_from_publication_to_award(apps, clients, admin) -> None:
