@@ -11,7 +11,11 @@ export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"  # the devstack pack
 _hub_step() {  # _hub_step "what" command...: run an install step, report it with its duration
     local what=$1 started=${EPOCHREALTIME/./}
     shift
-    "$@"
+    "$@" || {
+        local status=$?
+        echo "bootstrap: FAILED (exit status $status): $what" >&2
+        return $status
+    }
     local micros=$((${EPOCHREALTIME/./} - started))
     printf 'bootstrap: %s (%d.%ds)\n' "$what" $((micros / 1000000)) $((micros / 100000 % 10))
 }
@@ -40,8 +44,10 @@ fi
 
 if [[ -f router/package-lock.json ]] &&
     [[ ! router/node_modules/.package-lock.json -nt router/package-lock.json ]]; then
+    # A failed install (its postinstall patches included) must not look done to the next run.
     _hub_step "installed the router's npm packages" \
-        npm ci --prefix router --no-audit --no-fund --loglevel=error
+        npm ci --prefix router --no-audit --no-fund --loglevel=error ||
+        { rm -f router/node_modules/.package-lock.json; false; }
 fi
 
 # The GraphiQL test drives a real Chromium (Debian's package). scripts/test asks for it;
