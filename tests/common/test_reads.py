@@ -19,7 +19,7 @@ from subgraphs.common.errors import BadInput
 from subgraphs.common.reads import fetch_rows, is_reader
 from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
 from subgraphs.content.service.documents import DOCUMENT_FIELDS, DocumentFilter
-from subgraphs.content.service.sql import any_of_parameter
+from subgraphs.content.service.sql import matches_ids
 
 ORGANIZATION = uuid.uuid4()
 OWNER = uuid.uuid4()
@@ -73,7 +73,7 @@ async def documents(apps) -> list[uuid.UUID]:
     return [document.id for document in made]
 
 
-IDS = any_of_parameter(Document.id, "ids")  # given when run: {"ids": [...]}
+IDS = matches_ids(Document.id, single=False)  # given when run: {"ids": [...]}
 
 
 def _statements(ids: list[uuid.UUID]):

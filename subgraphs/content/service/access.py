@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from subgraphs.common.auth import Principal
 from subgraphs.common.reads import fetch_rows
 from subgraphs.content.models import Document, DocumentShare, Permission, Visibility
-from subgraphs.content.service.sql import any_of_parameter
+from subgraphs.content.service.sql import ids_parameters, matches_ids
 
 ADMIN_SCOPE = "admin"
 
@@ -125,8 +125,9 @@ async def permissions_on(
     session: AsyncSession, principal: Principal | None, ids: Sequence[uuid.UUID]
 ) -> list[Permission | None]:
     """The strongest permission the caller holds on each document (None: not even read)."""
+    single, parameters = ids_parameters(ids)
     rows = await fetch_rows(
-        session, _permissions_statement(Reader.of(principal)), {"ids": list(set(ids))}
+        session, _permissions_statement(Reader.of(principal), single), parameters
     )
     strongest: dict[uuid.UUID, Permission | None] = {}
     for id, manage, write, read in rows:
@@ -143,11 +144,13 @@ async def permissions_on(
 
 
 @functools.lru_cache(maxsize=STATEMENTS_KEPT)
-def _permissions_statement(reader: Reader | None) -> Select[uuid.UUID, bool, bool, bool]:
+def _permissions_statement(
+    reader: Reader | None, single: bool
+) -> Select[uuid.UUID, bool, bool, bool]:
     principal = reader.principal() if reader else None
     return select(
         Document.id,
         permitted(principal, Permission.MANAGE),
         permitted(principal, Permission.WRITE),
         permitted(principal, Permission.READ),
-    ).where(any_of_parameter(Document.id, "ids"))
+    ).where(matches_ids(Document.id, single=single))

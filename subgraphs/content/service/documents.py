@@ -57,7 +57,7 @@ from subgraphs.content.models import (
 )
 from subgraphs.content.service import access, audit, events
 from subgraphs.content.service.resources import Resources
-from subgraphs.content.service.sql import any_of_parameter
+from subgraphs.content.service.sql import ids_parameters, matches_ids
 from subgraphs.content.service.text import storable_text
 from subgraphs.content.settings import ContentSettings
 
@@ -551,19 +551,22 @@ DOCUMENT_FIELDS = tuple(
 VERSION_FIELDS = tuple(
     getattr(DocumentVersion, attribute.key) for attribute in inspect(DocumentVersion).column_attrs
 )
-VERSIONS_OF_DOCUMENTS = (
-    select(*VERSION_FIELDS)
-    .where(any_of_parameter(DocumentVersion.document_id, "ids"))
+# By whether the batch is a single document (sql.matches_ids).
+VERSIONS_OF_DOCUMENTS = {
+    single: select(*VERSION_FIELDS)
+    .where(matches_ids(DocumentVersion.document_id, single=single))
     .order_by(DocumentVersion.document_id, DocumentVersion.number.desc())
-)
+    for single in (False, True)
+}
 
 
 async def documents_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID], *, principal: Principal | None
 ) -> list[Row[Any] | None]:
     """The batch behind `document(id)`, `_entities` and search hits: readable ones only."""
-    stmt = _readable_documents_by_ids(access.Reader.of(principal))
-    rows = await fetch_rows(session, stmt, {"ids": list(set(ids))})
+    single, parameters = ids_parameters(ids)
+    stmt = _readable_documents_by_ids(access.Reader.of(principal), single)
+    rows = await fetch_rows(session, stmt, parameters)
     return ordered(ids, rows, key=lambda document: document.id)
 
 
@@ -705,10 +708,10 @@ def _document_fields(columns: frozenset[str] | None) -> tuple[Any, ...]:
 
 
 @functools.lru_cache(maxsize=access.STATEMENTS_KEPT)
-def _readable_documents_by_ids(reader: access.Reader | None) -> Select[Any]:
+def _readable_documents_by_ids(reader: access.Reader | None, single: bool) -> Select[Any]:
     principal = reader.principal() if reader else None
     return select(*DOCUMENT_FIELDS).where(
-        any_of_parameter(Document.id, "ids"), access.readable(principal)
+        matches_ids(Document.id, single=single), access.readable(principal)
     )
 
 
@@ -739,7 +742,8 @@ async def versions_of_documents(
 ) -> list[list[Row[Any]]]:
     """Newest first, as rows (see DOCUMENT_FIELDS). Only asked for documents the caller was
     allowed to load."""
-    rows = await fetch_rows(session, VERSIONS_OF_DOCUMENTS, {"ids": list(set(document_ids))})
+    single, parameters = ids_parameters(document_ids)
+    rows = await fetch_rows(session, VERSIONS_OF_DOCUMENTS[single], parameters)
     return grouped(document_ids, rows, key=lambda version: version.document_id)
 
 
