@@ -20,7 +20,7 @@ import { useCsrfPrevention } from './plugins/csrf.ts';
 import { maskError } from './plugins/errors.ts';
 import { useEarlyLane } from './plugins/early-lane.ts';
 import { withFastLane } from './plugins/fast-lane.ts';
-import { usePrometheus } from './plugins/metrics.ts';
+import { registerProcessMetrics, usePrometheus } from './plugins/metrics.ts';
 import { operationLimits, useIntrospectionDisabled } from './plugins/operation-limits.ts';
 import { persistedDocuments } from './plugins/persisted-documents.ts';
 import { RateLimiter, useRateLimit } from './plugins/rate-limit.ts';
@@ -52,6 +52,7 @@ try {
   throw err;
 }
 const { isDev } = settings;
+registerProcessMetrics();
 // Tokens the JWT plugin verified: skipped on their next requests, and the early lane's caller.
 const verifiedTokens = new VerifiedTokens();
 // One set of buckets for the rate limit plugin and the early lane's server stage.

@@ -156,10 +156,19 @@ def table(document: dict[str, Any]) -> str:
     )
     if "soak" in r:
         so = r["soak"]
-        growth = ", ".join(f"{k} {v:+.0%}" for k, v in so["growth_after_warmup"].items())
+        growth = ", ".join(
+            f"{k} {v:+.0%}" if k != "router" else f"router's heap retained {v:+.0%}"
+            for k, v in so["growth_after_warmup"].items()
+        )
+        if so.get("router_rss_mib_range_after_warmup"):
+            low, high = so["router_rss_mib_range_after_warmup"]
+            growth += (
+                f" (router's RSS {so['rss_growth_after_warmup']['router']:+.0%}, "
+                f"between {low:.0f} and {high:.0f} MiB)"
+            )
         rows.append(
             (
-                f"Soak {so['minutes']:g} min: RSS growth after warm-up",
+                f"Soak {so['minutes']:g} min: memory growth after warm-up",
                 growth,
                 "",
                 so["target"],

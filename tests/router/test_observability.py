@@ -81,7 +81,8 @@ async def test_every_subgraph_log_line_names_its_request(stack) -> None:
 
 
 async def test_the_router_serves_prometheus_metrics(router) -> None:
-    """The standard set (HUB_ROUTER_METRICS): what operating it needs, not every phase."""
+    """The standard set (HUB_ROUTER_METRICS): what operating it needs, not every phase; and
+    the process's own: memory, CPU, Node's heap and collections, the heap it retains."""
     await router.post("/graphql", json={"query": "{ documents(first: 1) { nodes { id } } }"})
     response = await router.get("/metrics")
     assert response.status_code == 200
@@ -94,6 +95,16 @@ async def test_the_router_serves_prometheus_metrics(router) -> None:
         assert kept in response.text, kept
     for left_out in ("graphql_envelop_phase_parse", "graphql_envelop_request_time_summary"):
         assert left_out not in response.text, left_out
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    rss, heap = values["process_resident_memory_bytes"], values["nodejs_heap_size_used_bytes"]
+    assert values["process_cpu_seconds_total"] > 0 and 0 < heap < rss
+    # The heap left by the latest full collection (or at startup): what the router keeps.
+    assert 0 < values["hub_router_heap_retained_bytes"] < rss
+    assert "nodejs_gc_duration_seconds_count" in values
 
 
 @pytest.mark.parametrize("service", SUBGRAPHS)
