@@ -22,9 +22,9 @@ def matches_ids(column: Any, *, single: bool) -> ColumnElement[bool]:
     batch size, and a bind step per id. The primary key and foreign key indexes serve both.
     A single id is asked with an equality because PostgreSQL plans `= ANY(:ids)` again on
     every execution (the generic plan, costed for an array of unknown length, never beats
-    a custom one), which doubles its CPU for a lookup by primary key (~0.09 against ~0.05
-    ms), while an equality runs on the plan it keeps; one id is the common batch
-    (`document(id)`, a single entity).
+    a custom one), which more than doubles its CPU for a lookup by primary key (~0.10
+    against ~0.04 ms), while an equality runs on the plan it keeps; one id is the common
+    batch (`document(id)`, a single entity).
     """
     if single:
         return column == bindparam("ids", type_=_UUID)
