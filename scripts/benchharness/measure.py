@@ -672,6 +672,19 @@ def _children(pid: int) -> list[int]:
     return [c for d in direct for c in (d, *_children(d))]
 
 
+ROUTER_HEAP = "router_heap_retained"
+_RETAINED = re.compile(r"^hub_router_heap_retained_bytes ([0-9.e+]+)$", re.M)
+
+
+def _router_heap_retained_mib(bench: Bench) -> float:
+    """The router's V8 heap after its latest full collection (router/plugins/metrics.ts)."""
+    text = httpx.get(f"{bench.urls['router']}/metrics", timeout=30).text
+    found = _RETAINED.search(text)
+    if not found:
+        raise RuntimeError("the router's /metrics has no hub_router_heap_retained_bytes")
+    return float(found.group(1)) / 2**20
+
+
 def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
     """Mixed load through the router for `minutes`, memory sampled every 30 s."""
     lines = [
@@ -708,10 +721,10 @@ def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
             + " MiB"
         )
 
+    warm = samples[max(1, len(samples) // 3) :]  # from the end of the first third: caches warm
+
     def growth_of(name: str) -> float:
-        # From the end of the first third (caches warm) to the end.
-        third = samples[max(1, len(samples) // 3)][name]
-        return (samples[-1][name] - third) / third if third else 0.0
+        return (samples[-1][name] - warm[0][name]) / warm[0][name] if warm[0][name] else 0.0
 
     rss_growth = {name: growth_of(name) for name in pids}
     # What each process keeps: a Python process's resident memory (reference counting frees
@@ -719,9 +732,7 @@ def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
     # memory rises and falls by hundreds of MiB with its collections (the heap grows well
     # past what is alive before one), so two samples of it say when they were taken, not
     # whether it leaks; it is reported beside.
-    growth = {name: rss_growth[name] for name in pids if name != "router"}
-    if "router" in pids:
-        growth["router"] = growth_of(ROUTER_HEAP)
+    growth = {**rss_growth, "router": growth_of(ROUTER_HEAP)}
     bench.results["soak"] = {
         "minutes": minutes,
         "requests": total_requests,
@@ -731,25 +742,10 @@ def soak(bench: Bench, pids: dict[str, int], minutes: float) -> None:
         "growth_after_warmup": growth,
         "rss_growth_after_warmup": rss_growth,
         "router_rss_mib_range_after_warmup": [
-            min(s["router"] for s in samples[len(samples) // 3 :]),
-            max(s["router"] for s in samples[len(samples) // 3 :]),
-        ]
-        if "router" in pids
-        else None,
+            min(s["router"] for s in warm),
+            max(s["router"] for s in warm),
+        ],
         "target": "flat memory (growth after the first third < 10%: resident memory of each "
         "subgraph, heap retained after full collections of the router)",
         "met": all(g < 0.10 for g in growth.values()) and total_errors == 0,
     }
-
-
-ROUTER_HEAP = "router_heap_retained"
-_RETAINED = re.compile(r"^hub_router_heap_retained_bytes ([0-9.e+]+)$", re.M)
-
-
-def _router_heap_retained_mib(bench: Bench) -> float:
-    """The router's V8 heap after its latest full collection (router/plugins/metrics.ts)."""
-    text = httpx.get(f"{bench.urls['router']}/metrics", timeout=30).text
-    found = _RETAINED.search(text)
-    if not found:
-        raise RuntimeError("the router's /metrics has no hub_router_heap_retained_bytes")
-    return float(found.group(1)) / 2**20
